@@ -1,0 +1,41 @@
+"""Gaussian interference channel: Sun et al. (../shared/seeds/000_904d63b2a59c0431.txt), Sec. V-A.
+
+Every coefficient ``h_kj ~ CN(0, 1)`` independently, so ``gain = |h_kj|^2`` is Exp(1) with mean 1. No
+geometry: density and movement do not apply; mobility only correlates the fading across slots.
+The authors' code uses ``Pmax = 1`` and ``sigma^2 = 1`` (the paper sets neither).
+
+Shapes: layout carries nothing; fading ``(B, K, K)`` complex128; gain ``(B, K, K)`` float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from l2o_env.channels.base import ChannelModel, Layout
+
+
+class GaussianIC(ChannelModel):
+    """K-link Gaussian IC (Sun et al. Sec. V-A).
+
+    Args:
+        num_links: K >= 1.
+        carrier_frequency: Hz, only used by the env's Doppler (default 2.4 GHz).
+    """
+
+    has_geometry = False
+    default_noise = 1.0
+    default_pmax = 1.0
+
+    def __init__(self, num_links: int = 10, carrier_frequency: float = 2.4e9):
+        self.num_links = int(num_links)
+        self.num_rx = self.num_links
+        self.carrier_frequency = float(carrier_frequency)
+
+    def sample_layout(self, rng: np.random.Generator, batch: int) -> Layout:
+        return Layout()
+
+    def large_scale(self, layout: Layout) -> np.ndarray:
+        return np.ones((1, self.num_rx, self.num_links))
+
+    def gain(self, layout: Layout, fading: np.ndarray) -> np.ndarray:
+        return fading.real**2 + fading.imag**2

@@ -1,0 +1,74 @@
+"""The one solver registry: built-in names, runtime registration and the ``l2o_env.solvers`` entry points."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+__all__ = ["make", "available", "register", "describe"]
+
+ENTRY_POINT_GROUP = "l2o_env.solvers"
+
+# name -> "module:attribute"; imported lazily so that `import solvers` stays cheap
+_BUILTIN: dict[str, str] = {
+    "wmmse": "solvers.wmmse:WMMSE",
+    "truncated_wmmse": "solvers.truncated_wmmse:TruncatedWMMSE",
+    "wmmse_best_of": "solvers.wmmse_best_of:WMMSEBestOf",
+    "max_power": "solvers.max_power:MaxPower",
+    "random_power": "solvers.random_power:RandomPower",
+    "strongest_links": "solvers.strongest_links:StrongestLinks",
+    "exhaustive": "solvers.exhaustive:Exhaustive",
+    "mlp": "solvers.mlp:MLPSolver",
+    "uwmmse": "solvers.uwmmse:UWMMSE",
+    "wcgcn": "solvers.wcgcn:WCGCN",
+}
+_RUNTIME: dict[str, Callable[..., Any]] = {}
+
+
+def register(name: str, factory: Callable[..., Any], *, overwrite: bool = False) -> None:
+    """Register ``factory(**kwargs) -> solver`` under ``name`` for :func:`make`."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register: name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"register: factory for {name!r} must be callable, got {type(factory).__name__}")
+    if not overwrite and (name in _RUNTIME or name in _BUILTIN):
+        raise ValueError(f"register: a solver named {name!r} already exists; pass overwrite=True to replace it")
+    _RUNTIME[name] = factory
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[str]:
+    """Every solver name :func:`make` accepts: built-in, registered at runtime, and entry points."""
+    return sorted(set(_BUILTIN) | set(_RUNTIME) | set(_entry_points()))
+
+
+def _resolve(name: str) -> Callable[..., Any]:
+    if name in _RUNTIME:
+        return _RUNTIME[name]
+    if name in _BUILTIN:
+        module, attr = _BUILTIN[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+    eps = _entry_points()
+    if name in eps:
+        return eps[name].load()
+    close = difflib.get_close_matches(name, available(), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown solver {name!r}.{hint} Available: {', '.join(available())}")
+
+
+def make(name: str, **kwargs: Any):
+    """Build the solver registered as ``name`` with ``kwargs`` (e.g. ``make("truncated_wmmse", iterations=4)``)."""
+    if not isinstance(name, str):
+        raise TypeError(f"solvers.make: name must be a string, got {type(name).__name__}")
+    return _resolve(name)(**kwargs)
+
+
+def describe(name: str) -> str:
+    """First line of the solver's docstring (for ``l2o list``)."""
+    doc = (getattr(_resolve(name), "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
