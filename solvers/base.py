@@ -46,8 +46,6 @@ def check_power_obs(obs: Mapping[str, Any], *, batched: bool, who: str = "solver
     bsz, k = g.shape[0], g.shape[-1]
     for key in ("weight", "noise", "pmax"):
         arr = out[key]
-        if arr.ndim == 1 and arr.shape[0] == bsz and key != "weight" and bsz != k:
-            arr = np.broadcast_to(arr[:, None], (bsz, k))  # one scalar per sample
         if arr.ndim == 0:
             arr = np.broadcast_to(arr, (bsz, k))
         if arr.shape != (bsz, k):

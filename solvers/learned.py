@@ -1,0 +1,188 @@
+"""Shared machinery of the learned solvers: config, torch forward, save/load, shipped checkpoints.
+
+A learned solver subclasses :class:`LearnedSolver`, defines a ``Config`` dataclass (the paper's
+hyper-parameters as defaults), builds its ``torch.nn.Module`` in :meth:`LearnedSolver.build`, maps a
+batched observation to powers in :meth:`LearnedSolver.forward` (differentiable, used by ``fit`` and by
+``act_batch`` under ``no_grad``) and trains in ``fit(sampler, ...)``.
+
+A checkpoint is ONE file written by :func:`torch.save`: ``{"format": "l2o_env.solver/1", "solver": name,
+"config": dataclasses.asdict(config), "state_dict": ..., "meta": {...}}``; :meth:`load` rebuilds the
+model from the config and loads the weights with ``weights_only=True``. A missing, corrupt or mismatched
+file raises ``ValueError``/``FileNotFoundError`` saying which.
+
+``sampler(batch) -> dict`` is any callable returning batched float64 observation arrays (``gain (B,K,K)``,
+``weight``, ``noise``, ``pmax`` ``(B,K)``, plus optional keys); :class:`l2o_env.data.ObservationSampler`
+builds one from an env ID. Solvers never import an env class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from l2o_env.rates import weighted_sum_rate_torch
+from solvers.base import Solver, check_power_obs
+from solvers.wmmse_core import wmmse_run
+
+__all__ = ["LearnedSolver", "CHECKPOINT_DIR", "FORMAT", "to_torch", "wmmse_reference"]
+
+FORMAT = "l2o_env.solver/1"
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+Sampler = Callable[[int], Mapping[str, np.ndarray]]
+
+
+def to_torch(obs: Mapping[str, Any], dtype=torch.float32, device="cpu") -> dict[str, torch.Tensor]:
+    """Numeric arrays of an observation dict as tensors (non-numeric entries are dropped)."""
+    out = {}
+    for k, v in obs.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.to(device=device, dtype=dtype)
+            continue
+        arr = np.asarray(v)
+        if arr.dtype.kind in "fiub":
+            out[k] = torch.as_tensor(arr, dtype=dtype, device=device)
+    return out
+
+
+def wmmse_reference(obs: Mapping[str, np.ndarray], **wmmse_kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """WMMSE powers and WSR of a batched observation (float64): the labels of the MLP and the
+    denominator of every "ratio to WMMSE" (defaults: full power start, 100 iterations, tol 1e-3)."""
+    t = to_torch({k: obs[k] for k in ("gain", "noise", "pmax", "weight")}, dtype=torch.float64)
+    power, _ = wmmse_run(t["gain"], t["noise"], t["pmax"], t["weight"], **wmmse_kwargs)
+    wsr = weighted_sum_rate_torch(t["gain"], power, t["noise"], t["weight"])
+    return power.numpy(), wsr.numpy()
+
+
+class LearnedSolver(Solver):
+    """Base class of the learned solvers (a torch model behind the Solver interface).
+
+    Subclasses set ``name``, ``Config`` (a dataclass) and implement ``build() -> nn.Module``,
+    ``forward(obs_tensors) -> powers (B, K)`` and ``fit(sampler, ...)``.
+
+    Args:
+        config: a ``Config`` instance; or pass its fields as keyword arguments.
+        pretrained: load the checkpoint shipped in ``solvers/checkpoints/<name>.pt`` (its config wins).
+        checkpoint: path of a checkpoint to load instead.
+        device: torch device for the model ("cpu" default; "cuda" works when available).
+    """
+
+    Config: type = None  # set by subclasses
+
+    def __init__(self, config=None, *, pretrained: bool = False, checkpoint: str | os.PathLike | None = None,
+                 device: str | torch.device = "cpu", **overrides):
+        if config is None:
+            try:
+                config = self.Config(**overrides)
+            except TypeError as exc:
+                fields = [f.name for f in dataclasses.fields(self.Config)]
+                raise TypeError(f"{type(self).__name__}: {exc}; allowed keyword arguments: {fields}") from None
+        elif overrides:
+            config = dataclasses.replace(config, **overrides)
+        self.config = config
+        self.device = torch.device(device)
+        self.model = self.build().to(self.device)
+        self.meta: dict[str, Any] = {}
+        if pretrained and checkpoint is not None:
+            raise ValueError(f"{type(self).__name__}: pass either pretrained=True or checkpoint=..., not both")
+        if pretrained:
+            checkpoint = CHECKPOINT_DIR / f"{self.name}.pt"
+            if not checkpoint.exists():
+                raise FileNotFoundError(
+                    f"{type(self).__name__}: no shipped checkpoint at {checkpoint}; train one with "
+                    f"`l2o train {self.name} --env ...` and load it with checkpoint=PATH")
+        if checkpoint is not None:
+            self._load_into(checkpoint)
+
+    # --- to implement ------------------------------------------------------------------------
+    def build(self) -> torch.nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    # --- Solver interface ----------------------------------------------------------------------
+    def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        self.model.eval()
+        with torch.no_grad():
+            power = self.forward(to_torch(obs, dtype=self.dtype, device=self.device))
+        return power.detach().to("cpu", torch.float64).numpy()
+
+    # --- evaluation helper used by fit's validation and the CLI --------------------------------
+    def ratio_to_wmmse(self, obs: Mapping[str, np.ndarray]) -> float:
+        """Ratio of means (the papers' metric): mean WSR of this solver / mean WSR of WMMSE."""
+        batch = check_power_obs(obs, batched=True, who=f"{type(self).__name__}.ratio_to_wmmse")
+        batch = {**{k: np.asarray(v) for k, v in obs.items() if k not in batch}, **batch}
+        mine = self.act_batch(batch)
+        _, ref = wmmse_reference(batch)
+        t = to_torch(batch, dtype=torch.float64)
+        wsr = weighted_sum_rate_torch(t["gain"], torch.as_tensor(mine), t["noise"], t["weight"])
+        return float(wsr.mean() / max(float(ref.mean()), 1e-300))
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write state dict + config (+ ``self.meta``, e.g. training scenario and validation ratio) to one file."""
+        path = Path(path)
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT,
+            "solver": self.name,
+            "config": dataclasses.asdict(self.config),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "meta": self.meta,
+        }
+        torch.save(payload, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu"):
+        """Rebuild a solver from a file written by :meth:`save`."""
+        payload = cls._read(path)
+        obj = cls(cls._config_from(payload, path), device=device)
+        obj._apply(payload, path)
+        return obj
+
+    def _load_into(self, path) -> None:
+        payload = self._read(path)
+        self.config = self._config_from(payload, path)
+        self.model = self.build().to(self.device)
+        self._apply(payload, path)
+
+    @classmethod
+    def _read(cls, path) -> dict:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{cls.__name__}.load: no checkpoint file at {path}")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for a corrupt file
+            raise ValueError(f"{cls.__name__}.load: {path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"{cls.__name__}.load: {path} is not an l2o_env solver checkpoint (format {FORMAT!r} expected)")
+        if payload.get("solver") != cls.name:
+            raise ValueError(f"{cls.__name__}.load: {path} holds a {payload.get('solver')!r} model, not {cls.name!r}")
+        return payload
+
+    @classmethod
+    def _config_from(cls, payload, path):
+        try:
+            return cls.Config(**payload["config"])
+        except TypeError as exc:
+            raise ValueError(f"{cls.__name__}.load: {path} has a config this version cannot rebuild ({exc})") from None
+
+    def _apply(self, payload, path) -> None:
+        try:
+            self.model.load_state_dict(payload["state_dict"])
+        except (RuntimeError, KeyError) as exc:
+            raise ValueError(f"{type(self).__name__}.load: weights in {path} do not match the config ({exc})") from None
+        self.meta = dict(payload.get("meta", {}))
