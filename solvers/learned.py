@@ -67,14 +67,16 @@ class LearnedSolver(Solver):
 
     Args:
         config: a ``Config`` instance; or pass its fields as keyword arguments.
-        pretrained: load the checkpoint shipped in ``solvers/checkpoints/<name>.pt`` (its config wins).
+        pretrained: ``True`` loads the checkpoint shipped for the solver's default scenario,
+            ``solvers/checkpoints/<name>.pt``; a string ``tag`` loads ``<name>-<tag>.pt`` (another shipped
+            scenario, see :meth:`shipped`). The checkpoint's config wins over ``config``.
         checkpoint: path of a checkpoint to load instead.
         device: torch device for the model ("cpu" default; "cuda" works when available).
     """
 
     Config: type = None  # set by subclasses
 
-    def __init__(self, config=None, *, pretrained: bool = False, checkpoint: str | os.PathLike | None = None,
+    def __init__(self, config=None, *, pretrained: bool | str = False, checkpoint: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu", **overrides):
         if config is None:
             try:
@@ -89,15 +91,28 @@ class LearnedSolver(Solver):
         self.model = self.build().to(self.device)
         self.meta: dict[str, Any] = {}
         if pretrained and checkpoint is not None:
-            raise ValueError(f"{type(self).__name__}: pass either pretrained=True or checkpoint=..., not both")
+            raise ValueError(f"{type(self).__name__}: pass either pretrained=... or checkpoint=..., not both")
         if pretrained:
-            checkpoint = CHECKPOINT_DIR / f"{self.name}.pt"
+            stem = self.name if pretrained is True else f"{self.name}-{pretrained}"
+            checkpoint = CHECKPOINT_DIR / f"{stem}.pt"
             if not checkpoint.exists():
                 raise FileNotFoundError(
-                    f"{type(self).__name__}: no shipped checkpoint at {checkpoint}; train one with "
-                    f"`l2o train {self.name} --env ...` and load it with checkpoint=PATH")
+                    f"{type(self).__name__}: no shipped checkpoint {checkpoint.name!r} (pretrained={pretrained!r}); "
+                    f"shipped: {self.shipped() or 'none'}. Train one with `l2o train {self.name} --env ...` "
+                    f"and load it with checkpoint=PATH")
         if checkpoint is not None:
             self._load_into(checkpoint)
+
+    @classmethod
+    def shipped(cls) -> list[str]:
+        """Tags accepted by ``pretrained=`` (``"default"`` stands for ``pretrained=True``)."""
+        tags = []
+        for f in sorted(CHECKPOINT_DIR.glob(f"{cls.name}*.pt")):
+            if f.stem == cls.name:
+                tags.append("default")
+            elif f.stem.startswith(cls.name + "-"):
+                tags.append(f.stem[len(cls.name) + 1:])
+        return tags
 
     # --- to implement ------------------------------------------------------------------------
     def build(self) -> torch.nn.Module:  # pragma: no cover - abstract
