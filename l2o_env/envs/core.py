@@ -1,0 +1,380 @@
+"""Batched power-control dynamics: one home for the Env, the VectorEnv and the ObservationSampler.
+
+Nothing here knows Gymnasium. :func:`parse_config` turns the keyword arguments of ``gym.make`` into a
+validated :class:`EnvConfig`; :class:`BatchSim` holds the state of ``B`` networks (the batch axis of the
+channel model is the env axis of the vector env; the single env is ``B = 1``) and advances it one slot.
+
+Slot dynamics (per network, all networks in one numpy call):
+
+- ``speed=None``: every slot an independent draw (new layout, new fading), except a fixed topology
+  (ad hoc default) whose layout is kept and only the fading is redrawn.
+- ``speed >= 0`` m/s: positions persist within an episode and move ``speed * slot_duration`` metres per
+  slot (``model.move``); the path loss is recomputed every slot; shadowing is drawn once per episode and
+  kept; the fading follows the Jakes/Gauss-Markov recursion ``h_t = rho h_(t-1) + sqrt(1-rho^2) e_t``
+  with ``rho = J0(2 pi f_d T)``, ``f_d = speed * carrier_frequency / c`` (``channels.base``).
+
+Proportional-fair weights: ``w_i = 1 / max(R_i, PF_MIN_RATE)`` with the exponentially averaged rate
+``R_i <- (1 - beta) R_i + beta r_i`` (``beta = pf_smoothing``, default 0.1: a time constant of about 10
+slots), updated after every step with the rates the action achieved; ``R_i = PF_INIT_RATE = 1`` bit/s/Hz
+at every reset, so the first slot of an episode has all weights 1.
+
+Observed values are float32; the reward is computed from exactly the float32 values the agent saw
+(noise, pmax and weights are rounded to float32 once), so ``reward == rates.weighted_sum_rate(obs...)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from l2o_env.channels.base import ChannelModel, Layout, evolve_fading, jakes_correlation
+from l2o_env.rates import link_rates
+from l2o_env.scenarios import Scenario, build_model, get_scenario, model_knobs
+
+__all__ = [
+    "EnvConfig",
+    "BatchSim",
+    "parse_config",
+    "check_action",
+    "F32_MAX",
+    "PF_MIN_RATE",
+    "PF_INIT_RATE",
+    "WEIGHT_MODES",
+    "ENV_KNOBS",
+]
+
+F32_MAX = float(np.finfo(np.float32).max)
+PF_MIN_RATE = 1e-2  # bit/s/Hz: caps proportional-fair weights at 100 for a link that is starved
+PF_INIT_RATE = 1.0  # bit/s/Hz: the averaged rate at reset, so the first slot has weights 1
+WEIGHT_MODES = ("uniform", "random", "proportional_fair")
+TOPOLOGIES = ("fixed", "random")
+# knobs the env handles itself; every other keyword goes to the channel model
+ENV_KNOBS = ("noise", "pmax", "snr_db", "speed", "slot_duration", "weights", "topology", "pf_smoothing")
+
+
+@dataclass(frozen=True, eq=False)
+class EnvConfig:
+    """Validated configuration of a power-control env (what ``gym.make`` keywords resolve to).
+
+    Attributes:
+        env_id: the registered ID.
+        scenario: its :class:`~l2o_env.scenarios.Scenario`.
+        model: the channel model instance.
+        num_links: K.
+        noise: ``(K,)`` float64 noise powers sigma^2 (W), float32-representable.
+        pmax: ``(K,)`` float64 power budgets (W), float32-representable.
+        speed: m/s, or None for independent slots.
+        slot_duration: s.
+        fading_correlation: rho of the Jakes model, None when ``speed`` is None.
+        weights: one of :data:`WEIGHT_MODES`.
+        topology: ``"fixed"`` (layout kept across episodes) or ``"random"``.
+        pf_smoothing: beta of the proportional-fair average.
+        extra_shapes: shapes of the model's extra observation keys for one network (e.g. ``bs_gain``).
+    """
+
+    env_id: str
+    scenario: Scenario
+    model: ChannelModel
+    num_links: int
+    noise: np.ndarray
+    pmax: np.ndarray
+    speed: float | None
+    slot_duration: float
+    fading_correlation: float | None
+    weights: str
+    topology: str
+    pf_smoothing: float
+    extra_shapes: dict
+
+    @property
+    def fixed_topology(self) -> bool:
+        return self.topology == "fixed"
+
+    @property
+    def has_geometry(self) -> bool:
+        return bool(self.model.has_geometry)
+
+    @property
+    def observation_keys(self) -> tuple[str, ...]:
+        keys = ("gain", "weight", "noise", "pmax")
+        if self.has_geometry:
+            keys += ("tx_pos", "rx_pos")
+        return keys + tuple(self.extra_shapes)
+
+
+def _real(env_id: str, name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{env_id}: {name} must be a real number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{env_id}: {name} must be a real number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{env_id}: {name} must be finite, got {value!r}")
+    return x
+
+
+def _per_link(env_id: str, name: str, value: Any, k: int, unit: str) -> np.ndarray:
+    """A positive scalar or ``(K,)`` array as float64 ``(K,)`` rounded to float32 (what the agent sees)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{env_id}: {name} must be a positive number or a ({k},) array in {unit}, got {value!r}") from None
+    if arr.ndim == 0:
+        arr = np.full(k, float(arr))
+    if arr.shape != (k,):
+        raise ValueError(f"{env_id}: {name} must be a scalar or have shape ({k},) (one per link), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{env_id}: {name} must be finite and > 0 ({unit}), got {value!r}")
+    arr32 = arr.astype(np.float32)
+    if np.any(arr32 <= 0) or not np.all(np.isfinite(arr32)):
+        raise ValueError(f"{env_id}: {name}={value!r} is outside the float32 range of the observation")
+    return arr32.astype(np.float64)
+
+
+def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
+    """Validate the keywords of ``gym.make(env_id, **kwargs)`` and build the channel model.
+
+    Env knobs (:data:`ENV_KNOBS`): ``noise``, ``pmax`` (W, scalar or per link), ``snr_db`` (IC only:
+    ``noise = pmax / 10^(snr_db/10)``), ``speed`` (m/s or None), ``slot_duration`` (s, default 0.02),
+    ``weights``, ``topology`` (ad hoc only), ``pf_smoothing``. Every other keyword goes to the channel
+    model (``num_links``, ``num_cells``, ``density``, ``carrier_frequency``, ...). Anything invalid raises
+    a ValueError that names the keyword, the value and what is allowed.
+    """
+    scenario = get_scenario(env_id)
+    env_id = scenario.env_id
+    knobs = model_knobs(env_id)
+    allowed = set(knobs) | set(ENV_KNOBS) | {"density"}
+    unknown = [k for k in kwargs if k not in allowed]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, sorted(allowed), n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"{env_id}: unknown keyword(s) {', '.join(hints)}; allowed: {sorted(allowed)}")
+
+    env_kw = {k: kwargs[k] for k in ENV_KNOBS if k in kwargs}
+    model_kw = {k: v for k, v in kwargs.items() if k not in ENV_KNOBS}
+
+    speed = env_kw.get("speed")
+    if speed is not None:
+        speed = _real(env_id, "speed", speed)
+        if speed < 0:
+            raise ValueError(f"{env_id}: speed must be None (independent slots) or >= 0 m/s, got {speed!r}")
+    slot_duration = _real(env_id, "slot_duration", env_kw.get("slot_duration", 0.02))
+    if slot_duration <= 0:
+        raise ValueError(f"{env_id}: slot_duration must be > 0 seconds, got {slot_duration!r}")
+
+    weights = env_kw.get("weights", "uniform")
+    if weights not in WEIGHT_MODES:
+        raise ValueError(f"{env_id}: weights must be one of {WEIGHT_MODES}, got {weights!r}")
+
+    if scenario.topology_knob:
+        topology = env_kw.get("topology", scenario.default_topology)
+        if topology not in TOPOLOGIES:
+            raise ValueError(f"{env_id}: topology must be one of {TOPOLOGIES}, got {topology!r}")
+    else:
+        if "topology" in env_kw:
+            raise ValueError(
+                f"{env_id}: topology={env_kw['topology']!r} is not a knob of this env (only the ad hoc env keeps "
+                "a fixed topology); its layout is redrawn every episode (every slot with speed=None)"
+            )
+        topology = scenario.default_topology
+
+    pf_smoothing = _real(env_id, "pf_smoothing", env_kw.get("pf_smoothing", 0.1))
+    if not 0.0 < pf_smoothing <= 1.0:
+        raise ValueError(f"{env_id}: pf_smoothing (beta of the averaged rate) must be in (0, 1], got {pf_smoothing!r}")
+
+    if "noise" in env_kw and "noise_std" in model_kw:
+        raise ValueError(f"{env_id}: give either noise (power sigma^2, W) or noise_std (sigma), not both")
+    if "snr_db" in env_kw:
+        if env_id != "PowerControl-IC-v0":
+            raise ValueError(
+                f"{env_id}: snr_db is only defined for PowerControl-IC-v0 (unit-mean gains, SNR = pmax/noise); "
+                "set noise= (W) instead"
+            )
+        if "noise" in env_kw:
+            raise ValueError(f"{env_id}: give either snr_db or noise, not both (snr_db sets noise = pmax / 10^(snr_db/10))")
+
+    model = build_model(env_id, **model_kw)
+    k = int(model.num_links)
+    pmax = _per_link(env_id, "pmax", env_kw.get("pmax", model.default_pmax), k, "W")
+    if "snr_db" in env_kw:
+        snr_db = _real(env_id, "snr_db", env_kw["snr_db"])
+        noise = _per_link(env_id, "noise (from snr_db)", pmax / 10.0 ** (snr_db / 10.0), k, "W")
+    else:
+        noise = _per_link(env_id, "noise", env_kw.get("noise", model.default_noise), k, "W")
+
+    rho = None
+    if speed is not None:
+        rho = jakes_correlation(speed, float(model.carrier_frequency), slot_duration)
+
+    # the model's extra observation keys (e.g. IMAC bs_gain): shapes from a one-network probe
+    probe_rng = np.random.default_rng(0)
+    layout = model.sample_layout(probe_rng, 1)
+    extras = model.observation_extras(layout, model.sample_fading(probe_rng, 1))
+    extra_shapes = {key: tuple(np.shape(v)[1:]) for key, v in extras.items()}
+
+    return EnvConfig(
+        env_id=env_id,
+        scenario=scenario,
+        model=model,
+        num_links=k,
+        noise=noise,
+        pmax=pmax,
+        speed=speed,
+        slot_duration=slot_duration,
+        fading_correlation=rho,
+        weights=weights,
+        topology=topology,
+        pf_smoothing=pf_smoothing,
+        extra_shapes=extra_shapes,
+    )
+
+
+def check_action(action: Any, shape: tuple[int, ...], who: str) -> np.ndarray:
+    """Validate an action and return it as a new float64 array (never a view of the caller's data).
+
+    Raises a ValueError naming the problem for a non-numeric dtype, a wrong shape, or NaN/inf entries
+    (listing their indices). Out-of-range values are not an error here: the env clips and counts them.
+    """
+    if type(action) is not np.ndarray:
+        try:
+            action = np.asarray(action)
+        except Exception as exc:  # ragged lists and the like
+            raise ValueError(f"{who}: action must be a numeric array of shape {shape}, got {type(action).__name__}") from exc
+    if action.dtype.kind not in "fiu":
+        raise ValueError(
+            f"{who}: action must be a real numeric array (float or int powers in watts), got dtype {action.dtype}"
+        )
+    if action.shape != shape:
+        raise ValueError(f"{who}: action must have shape {shape} (one power per link), got {action.shape}")
+    power = action.astype(np.float64)  # a copy: later in-place edits by the caller cannot reach the env
+    if not np.isfinite(power).all():
+        bad = np.argwhere(~np.isfinite(power))
+        where = [tuple(int(i) for i in b) if len(b) > 1 else int(b[0]) for b in bad[:10]]
+        raise ValueError(f"{who}: action contains NaN or inf at index {where}; powers must be finite watts")
+    return power
+
+
+class BatchSim:
+    """The state of ``batch`` networks of one :class:`EnvConfig`, advanced one slot at a time.
+
+    Attributes (all with the batch axis first):
+        gain: ``(B, K, K)`` float32, the observed gains the next action answers.
+        extras: float32 observation keys beyond the four of DESIGN.md (positions, ``bs_gain``).
+        weight: ``(B, K)`` float64 (float32-representable) weights of the current slot.
+        avg_rate: ``(B, K)`` proportional-fair averaged rates (bit/s/Hz), or None.
+        steps: ``(B,)`` slots since each network's last reset.
+    """
+
+    def __init__(self, config: EnvConfig, batch: int):
+        self.config = config
+        self.batch = int(batch)
+        self.model = config.model
+        self._k = config.num_links
+        self._pf = config.weights == "proportional_fair"
+        self._distance = None if config.speed is None else config.speed * config.slot_duration
+        self.layout: Layout | None = None
+        self.fading: np.ndarray | None = None
+        self.fixed_layout: Layout | None = None
+        self.gain: np.ndarray | None = None
+        self.extras: dict[str, np.ndarray] = {}
+        self.weight = np.ones((self.batch, self._k))
+        self.avg_rate = None
+        self.steps = np.zeros(self.batch, dtype=np.int64)
+
+    # --- weights ----------------------------------------------------------------------------
+    def _draw_weights(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.config.weights == "random":
+            return rng.random((n, self._k)).astype(np.float32).astype(np.float64)
+        return np.ones((n, self._k))
+
+    def _pf_weights(self) -> np.ndarray:
+        w = 1.0 / np.maximum(self.avg_rate, PF_MIN_RATE)
+        return w.astype(np.float32).astype(np.float64)
+
+    # --- state ------------------------------------------------------------------------------
+    def reset(self, rng: np.random.Generator, index: np.ndarray | None = None, new_topology: bool = False) -> None:
+        """Start new episodes: all networks (``index=None``) or those in the int array ``index``.
+
+        ``new_topology`` redraws the fixed topology (a seeded reset); it applies to full resets only.
+        """
+        cfg, model = self.config, self.model
+        if index is None:
+            if cfg.fixed_topology:
+                if new_topology or self.fixed_layout is None:
+                    self.fixed_layout = model.sample_layout(rng, self.batch)
+                # a moving network starts each episode from the fixed drop; `move` must not touch it
+                layout = self.fixed_layout if self._distance is None else self.fixed_layout.take(np.arange(self.batch))
+            else:
+                layout = model.sample_layout(rng, self.batch)
+            self.layout = layout
+            self.fading = model.sample_fading(rng, self.batch)
+            self.weight = self._draw_weights(rng, self.batch)
+            if self._pf:
+                self.avg_rate = np.full((self.batch, self._k), PF_INIT_RATE)
+            self.steps[:] = 0
+            self._observe()
+            return
+        index = np.asarray(index, dtype=np.intp)
+        n = index.size
+        if n == 0:
+            return
+        self.weight[index] = self._draw_weights(rng, n)
+        if self._pf:
+            self.avg_rate[index] = PF_INIT_RATE
+        self.steps[index] = 0
+        if self._distance is None:
+            # the current slot of every network is already an independent draw (fixed topology: the
+            # fixed layout with fresh fading): nothing else to redraw
+            return
+        if cfg.fixed_topology:
+            fresh = self.fixed_layout.take(index)
+        else:
+            fresh = model.sample_layout(rng, n)
+        if self.layout.batch_size is not None:
+            self.layout.put(index, fresh)
+        self.fading[index] = model.sample_fading(rng, n)
+        self._observe()
+
+    def rates(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-link rates ``(B, K)`` and weighted sum rates ``(B,)`` of feasible ``power (B, K)`` (W)
+        on the observed channel (``rates.link_rates``, the one rate formula)."""
+        r = link_rates(self.gain, power, self.config.noise)
+        return r, (r * self.weight).sum(axis=-1)
+
+    def advance(self, rng: np.random.Generator, rates: np.ndarray | None) -> None:
+        """Move to the next slot: update proportional-fair weights from ``rates``, then the channel."""
+        if self._pf and rates is not None:
+            beta = self.config.pf_smoothing
+            self.avg_rate = (1.0 - beta) * self.avg_rate + beta * rates
+            self.weight = self._pf_weights()
+        model = self.model
+        if self._distance is None:
+            if not self.config.fixed_topology:
+                self.layout = model.sample_layout(rng, self.batch)
+            self.fading = model.sample_fading(rng, self.batch)
+        else:
+            self.layout = model.move(self.layout, rng, self._distance)
+            self.fading = evolve_fading(self.fading, rng, self.config.fading_correlation)
+        self.steps += 1
+        self._observe()
+
+    def _observe(self) -> None:
+        layout, fading, model = self.layout, self.fading, self.model
+        # gains beyond float32 (a receiver on top of an interferer at high density) are clamped so that
+        # the observation and the reward stay finite
+        self.gain = np.minimum(model.gain(layout, fading), F32_MAX).astype(np.float32)
+        if self.config.has_geometry or self.config.extra_shapes:
+            extras = {}
+            if self.config.has_geometry:
+                extras["tx_pos"] = layout.tx_pos.astype(np.float32)
+                extras["rx_pos"] = layout.rx_pos.astype(np.float32)
+            for key, val in model.observation_extras(layout, fading).items():
+                extras[key] = np.minimum(val, F32_MAX).astype(np.float32)
+            self.extras = extras

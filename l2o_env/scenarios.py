@@ -1,0 +1,185 @@
+"""Env ID -> channel model, defaults, one-line description and paper citation.
+
+This is the one table behind the env registration, ``l2o list`` and the README's scenario table. The
+channel-model classes are imported lazily (``"module:Class"``), so importing this module is cheap and a
+scenario whose model file is missing fails only when it is built.
+
+>>> from l2o_env.scenarios import ENV_IDS, build_model
+>>> ENV_IDS
+['PowerControl-IC-v0', 'PowerControl-IMAC-v0', 'PowerControl-AdHoc-v0', 'PowerControl-D2D-v0']
+>>> build_model("PowerControl-IC-v0", num_links=20).num_links
+20
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import math
+import numbers
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+__all__ = ["Scenario", "SCENARIOS", "ENV_IDS", "get_scenario", "build_model", "model_class", "model_knobs"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One registered power-control scenario.
+
+    Attributes:
+        env_id: the Gymnasium ID, e.g. ``"PowerControl-IMAC-v0"``.
+        model: the channel model as ``"module:Class"`` (imported on first use).
+        defaults: model keyword defaults for this ID (e.g. ``num_links``), on top of the model's own.
+        description: one line for ``l2o list`` and the README table.
+        citation: the paper (file under ``shared/seeds/`` and section) the model follows.
+        topology_knob: whether the env accepts ``topology="fixed"|"random"`` (ad hoc only).
+        default_topology: ``"fixed"`` (layout kept across episodes) or ``"random"``.
+    """
+
+    env_id: str
+    model: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    citation: str = ""
+    topology_knob: bool = False
+    default_topology: str = "random"
+
+
+_TABLE = (
+    Scenario(
+        env_id="PowerControl-IC-v0",
+        model="l2o_env.channels.ic:GaussianIC",
+        defaults={"num_links": 10},
+        description="K-link Gaussian interference channel, h_ij ~ CN(0,1), pmax = noise = 1 (SNR 0 dB)",
+        citation="Sun et al. 2018, 'Learning to optimize', Sec. V-A (seeds/000); WCGCN Table I (seeds/003)",
+    ),
+    Scenario(
+        env_id="PowerControl-IMAC-v0",
+        model="l2o_env.channels.imac:IMAC",
+        defaults={"num_links": 12, "num_cells": 3},
+        description="Interfering multiple-access channel: N cells, K/N users per cell, path loss (200/d)^3, 8 dB shadowing",
+        citation="Sun et al. 2018, 'Learning to optimize', Sec. V-A and Table II (seeds/000)",
+    ),
+    Scenario(
+        env_id="PowerControl-AdHoc-v0",
+        model="l2o_env.channels.adhoc:AdHoc",
+        defaults={"num_links": 20},
+        description="Ad hoc network of K pairs in [-K,K]^2, amplitude d^-2.2 x Rayleigh, fixed topology",
+        citation="Chowdhury et al., 'Unfolding WMMSE using GNNs' (UWMMSE), Sec. IV (seeds/002)",
+        topology_knob=True,
+        default_topology="fixed",
+    ),
+    Scenario(
+        env_id="PowerControl-D2D-v0",
+        model="l2o_env.channels.d2d:D2D",
+        defaults={"num_links": 50},
+        description="D2D: K pairs in 1 km x 1 km, ITU-R P.1411 path loss, 8 dB shadowing, 40 dBm, -169 dBm/Hz",
+        citation="Shen et al., WCGCN, Sec. V-B (seeds/003), channel model of Cui, Shen & Yu",
+    ),
+)
+
+SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.env_id: s for s in _TABLE})
+ENV_IDS: list[str] = [s.env_id for s in _TABLE]
+
+
+def _strip_namespace(env_id: str) -> str:
+    # gym.make("l2o_env:PowerControl-IC-v0") carries the module prefix in the ID
+    return env_id.split(":", 1)[1] if ":" in env_id else env_id
+
+
+def get_scenario(env_id: str) -> Scenario:
+    """The :class:`Scenario` of ``env_id``; a ValueError with a "did you mean" hint for unknown IDs."""
+    if not isinstance(env_id, str):
+        raise TypeError(f"env_id must be a string such as {ENV_IDS[0]!r}, got {type(env_id).__name__}")
+    key = _strip_namespace(env_id)
+    if key not in SCENARIOS:
+        close = difflib.get_close_matches(key, ENV_IDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown env_id {env_id!r}.{hint} Known IDs: {', '.join(ENV_IDS)}")
+    return SCENARIOS[key]
+
+
+def model_class(env_id: str) -> type:
+    """The channel-model class of ``env_id`` (imported on first use)."""
+    module, attr = get_scenario(env_id).model.split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{env_id}: its channel model {module}.{attr} cannot be imported ({exc})") from exc
+    return getattr(mod, attr)
+
+
+def model_knobs(env_id: str) -> tuple[str, ...]:
+    """The keyword arguments the channel model of ``env_id`` accepts (its constructor's parameters)."""
+    params = inspect.signature(model_class(env_id).__init__).parameters
+    return tuple(
+        name for name, p in params.items() if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+
+
+def build_model(env_id: str, **model_kwargs: Any):
+    """Build the channel model of ``env_id`` with this ID's defaults, overridden by ``model_kwargs``.
+
+    Raises a ValueError naming the keyword for a knob the model does not have, for ``density != 1`` on
+    a model without geometry (the Gaussian IC), and for ``num_links`` not divisible by ``num_cells``.
+    The model's own constructor validates the values.
+    """
+    scenario = get_scenario(env_id)
+    cls = model_class(env_id)
+    knobs = model_knobs(env_id)
+    kwargs = dict(scenario.defaults)
+    kwargs.update(model_kwargs)
+    if "density" in kwargs and "density" not in knobs:
+        density = kwargs.pop("density")
+        try:
+            unit = float(density) == 1.0
+        except (TypeError, ValueError):
+            unit = False
+        if not unit:
+            raise ValueError(
+                f"{scenario.env_id}: density={density!r} is not supported: this channel has no geometry "
+                "(density scales the area of the transmitters); only density=1 is allowed"
+            )
+    unknown = [k for k in kwargs if k not in knobs]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, knobs, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(
+            f"{scenario.env_id}: unknown channel-model keyword(s) {', '.join(hints)}; {cls.__name__} accepts {list(knobs)}"
+        )
+    for name in ("num_links", "num_cells"):
+        if name in kwargs:
+            kwargs[name] = _count(scenario.env_id, name, kwargs[name])
+    for name in ("density", "carrier_frequency"):
+        if name in kwargs:
+            kwargs[name] = _positive(scenario.env_id, name, kwargs[name])
+    if "num_cells" in kwargs and "num_links" in kwargs:
+        k, n = kwargs["num_links"], kwargs["num_cells"]
+        if k % n != 0:
+            raise ValueError(
+                f"{scenario.env_id}: num_cells={n} must divide num_links={k} (K/N users per cell); "
+                f"e.g. num_links={n * max(1, round(k / n))}"
+            )
+    return cls(**kwargs)
+
+
+def _count(env_id: str, name: str, value: Any) -> int:
+    """An integer >= 1 (an integral float such as 12.0 is accepted), else a ValueError naming it."""
+    ok = not isinstance(value, bool) and (
+        isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+    )
+    if not ok or int(value) < 1:
+        raise ValueError(f"{env_id}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _positive(env_id: str, name: str, value: Any) -> float:
+    """A finite real > 0, else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{env_id}: {name} must be a finite number > 0, got {value!r}")
+    return float(value)
