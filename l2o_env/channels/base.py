@@ -26,7 +26,19 @@ import numpy as np
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
-__all__ = ["Layout", "ChannelModel", "evolve_fading", "jakes_correlation", "complex_normal", "SPEED_OF_LIGHT"]
+__all__ = [
+    "Layout",
+    "ChannelModel",
+    "evolve_fading",
+    "jakes_correlation",
+    "complex_normal",
+    "SPEED_OF_LIGHT",
+    "pairwise_distance",
+    "reflect_in_box",
+    "heading_vector",
+    "check_int",
+    "check_positive",
+]
 
 
 @dataclass
@@ -166,3 +178,62 @@ class ChannelModel(ABC):
         """Convenience: ``batch`` independent gain matrices ``(B, K, K)`` (new layout and fading each)."""
         layout = self.sample_layout(rng, batch)
         return self.gain(layout, self.sample_fading(rng, batch))
+
+
+# --- small geometry / validation helpers shared by the geometric models ------------------------
+def pairwise_distance(rx: np.ndarray, tx: np.ndarray, min_distance: float = 0.0) -> np.ndarray:
+    """Distances ``(B, R, K)`` in metres from every transmitter ``tx (B, K, 2)`` to every receiver
+    ``rx (B, R, 2)``, clipped below at ``min_distance`` (path-loss laws diverge at d -> 0)."""
+    diff = rx[:, :, None, :] - tx[:, None, :, :]
+    return np.maximum(np.hypot(diff[..., 0], diff[..., 1]), min_distance)
+
+
+def heading_vector(heading: np.ndarray) -> np.ndarray:
+    """Unit direction vectors ``(..., 2)`` of headings in radians."""
+    return np.stack((np.cos(heading), np.sin(heading)), axis=-1)
+
+
+def reflect_in_box(pos: np.ndarray, direction: np.ndarray, low, high) -> tuple[np.ndarray, np.ndarray]:
+    """Fold free-flight positions back into the box ``[low, high]`` per axis (specular reflection).
+
+    ``pos`` is where a node would be without walls (old position + distance x direction), with the old
+    position inside the box; any number of bounces is handled in closed form (the motion is unfolded
+    with period ``2 (high - low)``). Each direction component is flipped when its axis bounced an odd
+    number of times. An axis of zero width pins the node at ``low``. Shapes broadcast; returns new
+    ``(pos, direction)`` arrays.
+    """
+    low = np.asarray(low, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
+    width = high - low
+    safe = np.where(width > 0, width, 1.0)
+    y = pos - low
+    bounces = np.floor(y / safe)
+    m = np.mod(y, 2.0 * safe)
+    folded = np.where(m > safe, 2.0 * safe - m, m)
+    odd = np.mod(bounces, 2.0) == 1.0
+    new_pos = np.where(width > 0, low + folded, low + 0.0 * y)
+    new_dir = np.where(odd & (width > 0), -direction, direction)
+    return new_pos, new_dir
+
+
+def check_int(owner: str, name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, else a ValueError naming ``owner``, ``name`` and ``value``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if not (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+            raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive(owner: str, name: str, value, allow_zero: bool = False) -> float:
+    """``value`` as a finite float > 0 (>= 0 with ``allow_zero``), else a ValueError naming it."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}") from None
+    ok = np.isfinite(x) and (x >= 0.0 if allow_zero else x > 0.0)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{owner}: {name} must be finite and {bound}, got {value!r}")
+    return x
