@@ -12,8 +12,4 @@ except PackageNotFoundError:  # running from a source tree without install
 
 from l2o_env import rates  # noqa: E402,F401
 
-try:  # the envs are filled in by the foundation work; keep the package importable while they grow
-    from l2o_env.envs import registration as _registration  # noqa: E402,F401
-except ImportError as _exc:  # pragma: no cover - only while the envs package is incomplete
-    if "l2o_env.envs" not in str(_exc) and "registration" not in str(_exc):
-        raise
+from l2o_env.envs import registration as _registration  # noqa: E402,F401  (registers the env IDs)

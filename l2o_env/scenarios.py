@@ -67,7 +67,7 @@ _TABLE = (
         env_id="PowerControl-AdHoc-v0",
         model="l2o_env.channels.adhoc:AdHoc",
         defaults={"num_links": 20},
-        description="Ad hoc network of K pairs in [-K,K]^2, amplitude d^-2.2 x Rayleigh, fixed topology",
+        description="Ad hoc network: K pairs, transmitters in [-K,K]^2 m, gain 2 d^-4.4 |CN(0,1)|^2, sigma=2.6e-5, fixed topology",
         citation="Chowdhury et al., 'Unfolding WMMSE using GNNs' (UWMMSE), Sec. IV (seeds/002)",
         topology_knob=True,
         default_topology="fixed",

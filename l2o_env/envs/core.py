@@ -53,6 +53,9 @@ PF_INIT_RATE = 1.0  # bit/s/Hz: the averaged rate at reset, so the first slot ha
 WEIGHT_MODES = ("uniform", "random", "proportional_fair")
 TOPOLOGIES = ("fixed", "random")
 # knobs the env handles itself; every other keyword goes to the channel model
+# model knobs that only set the default noise / pmax, so they clash with an explicit noise= / pmax=
+_NOISE_KNOBS = ("noise_std", "noise_dbm_per_hz", "bandwidth")
+_PMAX_KNOBS = ("tx_power_dbm",)
 ENV_KNOBS = ("noise", "pmax", "snr_db", "speed", "slot_duration", "weights", "topology", "pf_smoothing")
 
 
@@ -189,8 +192,13 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     if not 0.0 < pf_smoothing <= 1.0:
         raise ValueError(f"{env_id}: pf_smoothing (beta of the averaged rate) must be in (0, 1], got {pf_smoothing!r}")
 
-    if "noise" in env_kw and "noise_std" in model_kw:
-        raise ValueError(f"{env_id}: give either noise (power sigma^2, W) or noise_std (sigma), not both")
+    for env_knob, model_side in (("noise", _NOISE_KNOBS), ("pmax", _PMAX_KNOBS)):
+        clash = [k for k in model_side if k in model_kw]
+        if env_knob in env_kw and clash:
+            raise ValueError(
+                f"{env_id}: give either {env_knob}= (W) or the channel model's {clash[0]}= (which sets the "
+                f"default {env_knob}), not both"
+            )
     if "snr_db" in env_kw:
         if env_id != "PowerControl-IC-v0":
             raise ValueError(
@@ -287,6 +295,14 @@ class BatchSim:
         self.weight = np.ones((self.batch, self._k))
         self.avg_rate = None
         self.steps = np.zeros(self.batch, dtype=np.int64)
+        probe = self.model.sample_layout(np.random.default_rng(0), 1)
+        # a model whose layout carries nothing (the Gaussian IC) needs no layout redraw per slot, and
+        # without a speed or extra keys only its gains matter: `model.sample` draws them directly
+        self._empty_layout = probe.batch_size is None and not probe.extra
+        self._gain_only = (
+            self._empty_layout and config.speed is None and not config.has_geometry and not config.extra_shapes
+        )
+        self._clamp = config.has_geometry
 
     # --- weights ----------------------------------------------------------------------------
     def _draw_weights(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -305,6 +321,21 @@ class BatchSim:
         ``new_topology`` redraws the fixed topology (a seeded reset); it applies to full resets only.
         """
         cfg, model = self.config, self.model
+        if self._gain_only:
+            if index is None:
+                self.layout = model.sample_layout(rng, self.batch)
+                self.gain = self._f32(model.sample(rng, self.batch))
+                self.steps[:] = 0
+                index = np.arange(self.batch)
+            else:
+                index = np.asarray(index, dtype=np.intp)
+                self.steps[index] = 0
+            self.weight[index] = self._draw_weights(rng, index.size)
+            if self._pf:
+                if self.avg_rate is None:
+                    self.avg_rate = np.full((self.batch, self._k), PF_INIT_RATE)
+                self.avg_rate[index] = PF_INIT_RATE
+            return
         if index is None:
             if cfg.fixed_topology:
                 if new_topology or self.fixed_layout is None:
@@ -355,21 +386,29 @@ class BatchSim:
             self.avg_rate = (1.0 - beta) * self.avg_rate + beta * rates
             self.weight = self._pf_weights()
         model = self.model
+        self.steps += 1
+        if self._gain_only:
+            self.gain = self._f32(model.sample(rng, self.batch))
+            return
         if self._distance is None:
-            if not self.config.fixed_topology:
+            if not (self.config.fixed_topology or self._empty_layout):
                 self.layout = model.sample_layout(rng, self.batch)
             self.fading = model.sample_fading(rng, self.batch)
         else:
             self.layout = model.move(self.layout, rng, self._distance)
             self.fading = evolve_fading(self.fading, rng, self.config.fading_correlation)
-        self.steps += 1
         self._observe()
+
+    def _f32(self, gain: np.ndarray) -> np.ndarray:
+        # gains beyond float32 (a receiver on top of an interferer at high density) are clamped so that
+        # the observation and the reward stay finite
+        if self._clamp:
+            gain = np.minimum(gain, F32_MAX)
+        return gain.astype(np.float32)
 
     def _observe(self) -> None:
         layout, fading, model = self.layout, self.fading, self.model
-        # gains beyond float32 (a receiver on top of an interferer at high density) are clamped so that
-        # the observation and the reward stay finite
-        self.gain = np.minimum(model.gain(layout, fading), F32_MAX).astype(np.float32)
+        self.gain = self._f32(model.gain(layout, fading))
         if self.config.has_geometry or self.config.extra_shapes:
             extras = {}
             if self.config.has_geometry:

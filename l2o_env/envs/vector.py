@@ -1,0 +1,220 @@
+"""Native batched vector env: ``B`` networks stepped in one numpy call (no Python loop over envs).
+
+``gym.make_vec(ID, num_envs=B)`` (or ``vectorization_mode="vector_entry_point"``) builds it. The batch
+axis of the channel model is the env axis: one ``sample_layout(rng, B)``, one ``sample_fading(rng, B)``,
+one ``rates.link_rates`` on ``(B, K, K)`` per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from l2o_env.envs.core import BatchSim, check_action, parse_config
+from l2o_env.envs.power_control import single_action_space, single_observation_space
+
+__all__ = [
+    "PowerControlVectorEnv",
+    "ICPowerControlVectorEnv",
+    "IMACPowerControlVectorEnv",
+    "AdHocPowerControlVectorEnv",
+    "D2DPowerControlVectorEnv",
+]
+
+
+class PowerControlVectorEnv(VectorEnv):
+    """``num_envs`` independent copies of a power-control env (:class:`~l2o_env.envs.power_control.PowerControlEnv`), batched.
+
+    Same spaces (batched), dynamics, reward and keywords as the single env, plus ``num_envs`` and
+    ``max_episode_steps``. Each sub-env has its own network; with the ad hoc env's ``topology="fixed"``
+    each sub-env keeps its own layout (as ``B`` single envs would).
+
+    Autoreset: ``AutoresetMode.SAME_STEP`` (``metadata["autoreset_mode"]``). A sub-env whose episode
+    reaches ``max_episode_steps`` slots returns ``truncated=True`` together with the first observation
+    of its next episode; the observation it would have shown next is in ``info["final_obs"]`` (an object
+    array holding a dict for every truncated sub-env, ``None`` elsewhere; mask ``info["_final_obs"]``),
+    as Gymnasium's ``SyncVectorEnv`` does in this mode. Every step is therefore a real slot with a real
+    reward (no reward-0 reset steps, which would bias averages of the rate). ``info`` carries ``rates``
+    ``(B, K)``, ``sum_rate`` ``(B,)`` and ``clipped`` ``(B,)`` for every sub-env (masks ``_rates`` ...
+    all True), and ``final_info`` repeats them for the truncated sub-envs. The env never terminates.
+
+    ``reset(options={"reset_mask": mask})`` starts new episodes only where the boolean ``(B,)`` mask is
+    True.
+
+    Args:
+        env_id: the registered ID (the per-ID subclasses fill it in).
+        num_envs: B >= 1.
+        max_episode_steps: slots per episode (registered default 100); None never truncates.
+        **kwargs: the keywords of the single env (``num_links``, ``speed``, ``weights`` ...).
+
+    Shapes: actions ``(B, K)`` float32 watts; observation keys ``(B, ...)``; rewards ``(B,)`` float64.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    ENV_ID: str = ""
+
+    def __init__(
+        self,
+        env_id: str | None = None,
+        num_envs: int = 1,
+        max_episode_steps: int | None = 100,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ):
+        env_id = env_id or self.ENV_ID
+        if not env_id:
+            raise ValueError("PowerControlVectorEnv: pass env_id (one of l2o_env.scenarios.ENV_IDS) or use a per-ID subclass")
+        if isinstance(num_envs, (bool, np.bool_)) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"{env_id}: num_envs must be an integer >= 1, got {num_envs!r}")
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, (bool, np.bool_))
+            or not isinstance(max_episode_steps, (int, np.integer))
+            or max_episode_steps < 1
+        ):
+            raise ValueError(f"{env_id}: max_episode_steps must be an integer >= 1 or None, got {max_episode_steps!r}")
+        if render_mode is not None:
+            raise ValueError(f"{env_id}: render_mode={render_mode!r} is not supported (this env has no rendering)")
+        self.config = parse_config(env_id, **kwargs)
+        self.env_id = self.config.env_id
+        self.num_envs = int(num_envs)
+        self.num_links = self.config.num_links
+        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        self.render_mode = None
+        self.single_observation_space = single_observation_space(self.config)
+        self.single_action_space = single_action_space(self.config)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._sim = BatchSim(self.config, self.num_envs)
+        self._shape = (self.num_envs, self.num_links)
+        self._who = f"{self.env_id} vector step"
+        self._pmax = self.config.pmax
+        self._noise32 = self.config.noise.astype(np.float32)
+        self._pmax32 = self.config.pmax.astype(np.float32)
+        self._ready = False
+
+    @property
+    def fading_correlation(self) -> float | None:
+        """Slot-to-slot fading correlation rho = J0(2 pi f_d T); None when ``speed`` is None."""
+        return self.config.fading_correlation
+
+    @property
+    def model(self):
+        """The channel model instance (``l2o_env.channels``)."""
+        return self.config.model
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        sim, b = self._sim, self.num_envs
+        obs = {
+            "gain": sim.gain.copy(),
+            "weight": sim.weight.astype(np.float32),
+            "noise": np.tile(self._noise32, (b, 1)),
+            "pmax": np.tile(self._pmax32, (b, 1)),
+        }
+        for key, val in sim.extras.items():
+            obs[key] = val.copy()
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if options:
+            raise ValueError(f"{self.env_id} vector reset: unknown options {sorted(options)}; only 'reset_mask' is supported")
+        if mask is None:
+            self._sim.reset(self.np_random, new_topology=seed is not None)
+        else:
+            mask = np.asarray(mask)
+            if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+                raise ValueError(
+                    f"{self.env_id} vector reset: options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
+                    f"got dtype {mask.dtype} shape {mask.shape}"
+                )
+            if not self._ready:
+                raise ValueError(f"{self.env_id} vector reset: a reset_mask needs a full reset() first")
+            self._sim.reset(self.np_random, index=np.flatnonzero(mask))
+        self._ready = True
+        return self._obs(), {}
+
+    def step(self, actions):
+        if not self._ready:
+            raise ValueError(f"{self.env_id}: step() called before reset(); call envs.reset(seed=...) first")
+        power = check_action(actions, self._shape, self._who)
+        feasible = np.minimum(np.maximum(power, 0.0), self._pmax)
+        clipped = np.count_nonzero(feasible != power, axis=1)
+        sim = self._sim
+        rates, wsr = sim.rates(feasible)
+        sim.advance(self.np_random, rates)
+        b = self.num_envs
+        everyone = np.ones(b, dtype=np.bool_)
+        info: dict[str, Any] = {
+            "rates": rates,
+            "sum_rate": rates.sum(axis=-1),
+            "clipped": clipped,
+            "_rates": everyone,
+            "_sum_rate": everyone.copy(),
+            "_clipped": everyone.copy(),
+        }
+        terminated = np.zeros(b, dtype=np.bool_)
+        if self.max_episode_steps is None:
+            truncated = np.zeros(b, dtype=np.bool_)
+        else:
+            truncated = sim.steps >= self.max_episode_steps
+        if truncated.any():
+            done = np.flatnonzero(truncated)
+            final = self._obs()
+            final_obs = np.full(b, None, dtype=object)
+            # one dict per finished sub-env, as SyncVectorEnv gives (only at episode ends)
+            for i in done:
+                final_obs[i] = {key: val[i] for key, val in final.items()}
+            info["final_obs"] = final_obs
+            info["_final_obs"] = truncated.copy()
+            info["final_info"] = {
+                "rates": rates.copy(),
+                "sum_rate": info["sum_rate"].copy(),
+                "clipped": clipped.copy(),
+                "_rates": truncated.copy(),
+                "_sum_rate": truncated.copy(),
+                "_clipped": truncated.copy(),
+            }
+            info["_final_info"] = truncated.copy()
+            sim.reset(self.np_random, index=done)
+        return self._obs(), wsr, terminated, truncated, info
+
+
+class ICPowerControlVectorEnv(PowerControlVectorEnv):
+    """Native vector env of ``PowerControl-IC-v0``; see :class:`PowerControlVectorEnv`."""
+
+    ENV_ID = "PowerControl-IC-v0"
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 100, **kwargs: Any):
+        super().__init__(self.ENV_ID, num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)
+
+
+class IMACPowerControlVectorEnv(PowerControlVectorEnv):
+    """Native vector env of ``PowerControl-IMAC-v0``; see :class:`PowerControlVectorEnv`."""
+
+    ENV_ID = "PowerControl-IMAC-v0"
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 100, **kwargs: Any):
+        super().__init__(self.ENV_ID, num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)
+
+
+class AdHocPowerControlVectorEnv(PowerControlVectorEnv):
+    """Native vector env of ``PowerControl-AdHoc-v0``; see :class:`PowerControlVectorEnv`."""
+
+    ENV_ID = "PowerControl-AdHoc-v0"
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 100, **kwargs: Any):
+        super().__init__(self.ENV_ID, num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)
+
+
+class D2DPowerControlVectorEnv(PowerControlVectorEnv):
+    """Native vector env of ``PowerControl-D2D-v0``; see :class:`PowerControlVectorEnv`."""
+
+    ENV_ID = "PowerControl-D2D-v0"
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 100, **kwargs: Any):
+        super().__init__(self.ENV_ID, num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)
