@@ -1,0 +1,283 @@
+"""The ``l2o`` command: list scenarios and solvers, evaluate solvers, train a learned solver.
+
+Examples::
+
+    l2o list
+    l2o eval --env PowerControl-IMAC-v0 --solvers wmmse,truncated_wmmse,max_power,random_power \\
+        --slots 1000 --seed 0 --out results/imac.json --plot results/imac.png
+    l2o eval --env PowerControl-AdHoc-v0 --solvers truncated_wmmse,max_power --sweep density=0.5,1,2,5
+    l2o eval --env PowerControl-IC-v0 --solvers a=truncated_wmmse,b=truncated_wmmse \\
+        --solver-kwargs a.iterations=2,b.iterations=8
+    l2o eval --rerun results/imac.json                # the same table again, from the saved config
+    l2o train mlp --env PowerControl-IC-v0 --env-kwargs num_links=10 --steps 2000 --out runs/mlp.pt
+    l2o eval --env PowerControl-IC-v0 --solvers mlp --solver-kwargs mlp.checkpoint=runs/mlp.pt
+
+Keyword values (``--env-kwargs``, ``--solver-kwargs``, ``--sweep``) parse as int, float, bool
+(``true``/``false``), ``none`` and ``A:B`` tuples of floats (``pair_distance=10:50`` -> ``(10.0, 50.0)``);
+anything else stays a string (see :mod:`l2o_env.evaluation.parsing`).
+
+Mistakes (unknown env, solver or flag, bad keyword, malformed ``--sweep``, unwritable path) end with one
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main"]
+
+TRAIN_EVAL_SAMPLES = 1000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (status 2) instead of the usage block."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _UsageError(Exception):
+    """A user mistake found by the CLI itself (exit 2)."""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="l2o", description="Benchmark learning-to-optimize power control: list, eval, train.")
+    sub = p.add_subparsers(dest="command", metavar="{list,eval,train}", parser_class=_Parser)
+    sub.required = True
+
+    sub.add_parser("list", help="env IDs and solvers with one-line descriptions",
+                   description="List the registered env IDs and solvers, one line each.")
+
+    e = sub.add_parser("eval", help="evaluate solvers on the identical channel sequence",
+                       description="Run every solver on the same channels and print a table of mean weighted sum "
+                                   "rate, ratio to WMMSE, 5th-percentile user rate, time per slot and clipping.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="Values parse as int/float/bool/none; A:B is a tuple of floats (pair_distance=10:50).")
+    e.add_argument("--env", help="env ID, e.g. PowerControl-IMAC-v0 (see `l2o list`)")
+    e.add_argument("--solvers", help="comma-separated registry names; LABEL=NAME to list one solver twice "
+                                     "(wmmse is added as the reference when missing)")
+    e.add_argument("--slots", type=int, default=1000, help="slots per solver and sweep point (default 1000)")
+    e.add_argument("--seed", type=int, default=0, help="env seed; every solver sees the same channels (default 0)")
+    e.add_argument("--sweep", help="one knob and its values: speed=0,3,30 (m/s) | density=0.5,1,2 | num_links=10,20")
+    e.add_argument("--env-kwargs", help="gym.make keywords, e.g. num_cells=3,num_links=12")
+    e.add_argument("--solver-kwargs", help="SOLVER.KEY=VALUE,..., e.g. truncated_wmmse.iterations=2")
+    e.add_argument("--episode-length", type=int, help="steps per episode (default 1 for i.i.d. slots, "
+                                                      "10 when a speed is set); slots = episodes x steps")
+    e.add_argument("--out", help="results JSON path (the CSV is written next to it with the same stem)")
+    e.add_argument("--plot", help="figure path (PNG): ratio to WMMSE vs the swept knob, or the sum-rate CDF")
+    e.add_argument("--rerun", metavar="JSON", help="run again the configuration saved in JSON (other "
+                                                    "flags except --out/--plot/--no-progress are ignored)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    t = sub.add_parser("train", help="train a learned solver and save its checkpoint",
+                       description="Train a learned solver (mlp, uwmmse, wcgcn, ...) on observations of an env, "
+                                   "save it, and print its ratio to WMMSE on fresh samples.")
+    t.add_argument("solver", help="registry name of a solver with fit(), e.g. mlp, uwmmse, wcgcn")
+    t.add_argument("--env", required=True, help="env ID whose observations to train on")
+    t.add_argument("--env-kwargs", help="gym.make keywords, e.g. num_links=20")
+    t.add_argument("--solver-kwargs", help="KEY=VALUE,... for the solver's constructor (e.g. hidden=64); "
+                                           "SOLVER.KEY=VALUE also works")
+    t.add_argument("--steps", type=int, help="training steps (default: the solver's own)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the data sampler and of the training (default 0)")
+    t.add_argument("--out", help="checkpoint path (default runs/{env}__{solver}__{seed}.pt)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+def _check_writable(path: str, flag: str, suffixes: Sequence[str] | None = None) -> Path:
+    """Make ``path``'s folder and check we can write there, before any long run starts."""
+    p = Path(path)
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise _UsageError(f"{flag} {path!r}: the file name must end in {' or '.join(suffixes)}")
+    if p.exists() and p.is_dir():
+        raise _UsageError(f"{flag} {path!r} is a directory; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"{flag} {path!r}: cannot create the folder {str(p.parent)!r} ({exc.strerror or exc})") from None
+    target = p if p.exists() else p.parent
+    if not os.access(target, os.W_OK):
+        raise _UsageError(f"{flag} {path!r}: not writable")
+    return p
+
+
+def _plot_suffixes() -> list[str]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return sorted(f".{s}" for s in FigureCanvasAgg.get_supported_filetypes())
+
+
+def _parse_solvers(text: str | None) -> dict[str, str]:
+    from l2o_env.evaluation import ConfigError
+
+    if not text or not text.strip():
+        raise ConfigError("--solvers: give at least one solver, e.g. --solvers wmmse,max_power (see `l2o list`)")
+    out: dict[str, str] = {}
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        label, sep, name = item.partition("=")
+        label, name = (label.strip(), name.strip()) if sep else (item, item)
+        if not label or not name:
+            raise ConfigError(f"--solvers: expected NAME or LABEL=NAME, got {item!r}")
+        if label in out:
+            raise ConfigError(f"--solvers: {label!r} is listed twice; use LABEL=NAME to tell copies apart")
+        out[label] = name
+    return out
+
+
+# --- subcommands --------------------------------------------------------------------------------------
+def _cmd_list(args) -> int:
+    import solvers
+    from solvers.registry import describe
+
+    from l2o_env.evaluation import KNOBS
+
+    try:
+        from l2o_env.scenarios import SCENARIOS
+
+        envs = [(s.env_id, s.description) for s in SCENARIOS.values()]
+    except ImportError as exc:  # pragma: no cover - scenarios is part of the package
+        envs = [("(scenarios unavailable)", f"{type(exc).__name__}: {exc}")]
+    names = solvers.available()
+    rows = []
+    for name in names:
+        try:
+            rows.append((name, describe(name) or "(no description)"))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
+            rows.append((name, f"(cannot be imported: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"))
+    width = max(len(n) for n, _ in envs + rows) + 2
+    print("Environments (gym.make ID):")
+    for n, d in envs:
+        print(f"  {n.ljust(width)}{d}")
+    print("\nSolvers (solvers.make name):")
+    for n, d in rows:
+        print(f"  {n.ljust(width)}{d}")
+    print("\nSweep knobs (--sweep KNOB=V1,V2,...):")
+    for knob, info in KNOBS.items():
+        print(f"  {knob.ljust(width)}{info['label']} ({info['unit']})")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from l2o_env.evaluation import ConfigError, evaluate, parse_kwargs, parse_solver_kwargs, parse_sweep, rerun
+
+    out = _check_writable(args.out, "--out", [".json"]) if args.out else None
+    plot = _check_writable(args.plot, "--plot", _plot_suffixes()) if args.plot else None
+    progress = not args.no_progress
+    if args.rerun:
+        if not Path(args.rerun).is_file():
+            raise _UsageError(f"--rerun {args.rerun!r}: no such file")
+        try:
+            result = rerun(args.rerun, progress=progress)
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"--rerun {args.rerun!r}: {exc}") from exc
+    else:
+        if not args.env:
+            raise _UsageError("--env is required (e.g. --env PowerControl-IC-v0; see `l2o list`)")
+        if args.slots < 1:
+            raise _UsageError(f"--slots must be >= 1, got {args.slots}")
+        if args.seed < 0:
+            raise _UsageError(f"--seed must be >= 0, got {args.seed}")
+        result = evaluate(_parse_solvers(args.solvers), args.env, parse_kwargs(args.env_kwargs), slots=args.slots,
+                          seed=args.seed, sweep=parse_sweep(args.sweep),
+                          solver_kwargs=parse_solver_kwargs(args.solver_kwargs),
+                          episode_length=args.episode_length, progress=progress)
+    print(result.table())
+    if result.config.get("reference_added"):
+        print("(wmmse was not among --solvers: it was added as the reference of the ratio)")
+    if out is not None:
+        json_path, csv_path = result.save(out)
+        print(f"wrote {json_path} and {csv_path}")
+    if plot is not None:
+        print(f"wrote {result.plot(plot)}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    import numpy as np
+
+    import solvers
+    from l2o_env.evaluation import ConfigError, parse_kwargs
+    from l2o_env.rates import weighted_sum_rate
+
+    env_kwargs = parse_kwargs(args.env_kwargs)
+    skw = parse_kwargs(args.solver_kwargs, flag="--solver-kwargs")
+    # accept both KEY=V and SOLVER.KEY=V (the eval syntax)
+    prefix = f"{args.solver}."
+    skw = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in skw.items()}
+    if any("." in k for k in skw):
+        raise ConfigError(f"--solver-kwargs: keys {[k for k in skw if '.' in k]} name another solver than {args.solver!r}")
+    if args.steps is not None and args.steps < 1:
+        raise _UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.seed < 0:
+        raise _UsageError(f"--seed must be >= 0, got {args.seed}")
+    out = args.out or f"runs/{args.env}__{args.solver}__{args.seed}.pt"
+    out = _check_writable(out, "--out")
+
+    try:
+        solver = solvers.make(args.solver, **skw)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        raise ConfigError(f"solver {args.solver!r}: {exc}") from exc
+    if not callable(getattr(solver, "fit", None)):
+        raise ConfigError(f"solver {args.solver!r} ({type(solver).__name__}) has no fit(): it is not trainable; "
+                          "train a learned solver such as mlp, uwmmse or wcgcn")
+    try:
+        from l2o_env.data import ObservationSampler
+
+        sampler = ObservationSampler(args.env, seed=args.seed, **env_kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{args.env}: {exc}") from exc
+
+    fit_kwargs: dict[str, Any] = {"seed": args.seed, "progress": not args.no_progress}
+    if args.steps is not None:
+        fit_kwargs["steps"] = args.steps
+    history = solver.fit(sampler, **fit_kwargs)
+    solver.save(out)
+
+    # samples drawn after training are ones the solver never saw (same topology when the env fixes one)
+    obs = sampler(TRAIN_EVAL_SAMPLES)
+    mine = solver.act_batch(obs)
+    ref = solvers.make("wmmse").act_batch(obs)
+    wsr = weighted_sum_rate(obs["gain"], mine, obs["noise"], obs["weight"]).mean()
+    wsr_ref = weighted_sum_rate(obs["gain"], ref, obs["noise"], obs["weight"]).mean()
+    kw = ",".join(f"{k}={v}" for k, v in env_kwargs.items())
+    print(f"{args.solver} on {args.env}{f'({kw})' if kw else ''}: ratio to WMMSE {100 * wsr / wsr_ref:.2f}% "
+          f"on {TRAIN_EVAL_SAMPLES} fresh samples (mean WSR {wsr:.4f} vs {wsr_ref:.4f} bit/s/Hz)")
+    if isinstance(history, dict) and history:
+        last = {k: v[-1] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v for k, v in history.items()}
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last.items()
+                          if isinstance(v, (int, float, str)))
+        if shown:
+            print(f"training: {shown}")
+    print(f"saved {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``l2o`` console script; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    prog = f"l2o {args.command}"
+    from l2o_env.evaluation import ConfigError
+
+    try:
+        return {"list": _cmd_list, "eval": _cmd_eval, "train": _cmd_train}[args.command](args)
+    except (ConfigError, _UsageError) as exc:
+        msg = " ".join(str(exc).split())  # one line, whatever the message held
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

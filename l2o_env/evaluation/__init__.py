@@ -1,0 +1,18 @@
+"""Evaluation harness: every solver on the identical channel sequence, one tidy table, CSV/JSON/PNG.
+
+>>> from l2o_env.evaluation import evaluate
+>>> res = evaluate(["truncated_wmmse", "max_power"], "PowerControl-IC-v0", {"num_links": 10},
+...                slots=200, seed=0)                                  # doctest: +SKIP
+>>> print(res.table()); res.save("results/ic.json"); res.plot("results/ic.png")  # doctest: +SKIP
+
+See :mod:`l2o_env.evaluation.harness` for the slot layout (episodes x steps), common random numbers and
+the definition of every metric.
+"""
+
+from l2o_env.evaluation.harness import KNOBS, REFERENCE, evaluate, rerun
+from l2o_env.evaluation.parsing import ConfigError, parse_kwargs, parse_solver_kwargs, parse_sweep, parse_value
+from l2o_env.evaluation.plots import plot_result
+from l2o_env.evaluation.results import COLUMNS, EvaluationResult
+
+__all__ = ["evaluate", "rerun", "EvaluationResult", "COLUMNS", "KNOBS", "REFERENCE", "ConfigError", "plot_result",
+           "parse_value", "parse_kwargs", "parse_solver_kwargs", "parse_sweep"]

@@ -1,0 +1,102 @@
+"""The ``l2o`` command: end to end through a subprocess, and its error handling in-process (fast)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from l2o_env.cli import main
+
+
+def _run(*args, timeout=120):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "l2o_env.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_eval_end_to_end_writes_json_csv_and_png(tmp_path):
+    out, png = tmp_path / "new" / "imac.json", tmp_path / "figs" / "imac.png"
+    proc = _run("eval", "--env", "PowerControl-IMAC-v0", "--solvers", "truncated_wmmse,max_power,random_power",
+                "--slots", "60", "--seed", "0", "--env-kwargs", "num_cells=3,num_links=12",
+                "--solver-kwargs", "truncated_wmmse.iterations=2", "--out", str(out), "--plot", str(png))
+    assert proc.returncode == 0, proc.stderr
+    assert "ratio to WMMSE" in proc.stdout and "added automatically" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["config"]["env_id"] == "PowerControl-IMAC-v0" and data["config"]["slots"] == 60
+    assert data["config"]["env_kwargs"] == {"num_cells": 3, "num_links": 12}
+    assert {r["solver"] for r in data["rows"]} == {"truncated_wmmse", "max_power", "random_power", "wmmse"}
+    assert out.with_suffix(".csv").read_text().count("\n") == 5
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_eval_sweep_end_to_end_and_rerun(tmp_path, capsys):
+    out, png = tmp_path / "speed.json", tmp_path / "speed.png"
+    assert main(["eval", "--env", "PowerControl-IC-v0", "--solvers", "wmmse,max_power", "--slots", "20",
+                 "--env-kwargs", "num_links=4", "--sweep", "speed=0,3,30", "--out", str(out), "--plot", str(png),
+                 "--no-progress"]) == 0
+    first = capsys.readouterr().out
+    assert "speed" in first and png.stat().st_size > 5000
+    assert main(["eval", "--rerun", str(out), "--no-progress"]) == 0
+    again = capsys.readouterr().out
+    # the same numbers come back (the table's timing column may differ)
+    rows = [line.split()[:5] for line in first.splitlines() if line.startswith(("wmmse", "max_power"))]
+    rows2 = [line.split()[:5] for line in again.splitlines() if line.startswith(("wmmse", "max_power"))]
+    assert rows == rows2 and len(rows) == 6
+
+
+def test_list_shows_envs_and_solvers(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in ("PowerControl-IC-v0", "PowerControl-IMAC-v0", "PowerControl-AdHoc-v0", "PowerControl-D2D-v0",
+                 "wmmse", "max_power", "speed"):
+        assert name in text
+
+
+def _one_line_error(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        code = main(argv)
+        raise SystemExit(code)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert err.count("\n") == 1 and "error" in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--bogus"], "--bogus"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "maxpower"], "max_power"),
+        (["eval", "--env", "PowerControl-ICC-v0", "--solvers", "max_power"], "PowerControl-IC-v0"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--env-kwargs", "num_linkz=3"], "num_linkz"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--env-kwargs", "num_links"], "KEY=VALUE"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--sweep", "speed"], "--sweep"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--sweep", "colour=1,2"], "knob"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "wmmse,max_power", "--solver-kwargs", "wmmse.foo=1"], "foo"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--slots", "ten"], "--slots"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--out", "r.csv"], ".json"),
+        (["eval", "--solvers", "max_power"], "--env"),
+        (["train", "max_power", "--env", "PowerControl-IC-v0"], "fit"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(capsys, argv, needle):
+    assert needle in _one_line_error(capsys, argv)
+
+
+def test_unwritable_output_exits_2(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a folder should be: mkdir fails whoever runs the test
+    err = _one_line_error(capsys, ["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power",
+                                   "--out", str(blocker / "sub" / "r.json")])
+    assert "--out" in err
+
+
+def test_subprocess_error_is_one_line_exit_2():
+    proc = _run("eval", "--env", "PowerControl-IC-v0", "--solvers", "nonexistent_solver", "--slots", "4")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "nonexistent_solver" in proc.stderr
