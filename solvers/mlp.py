@@ -1,0 +1,381 @@
+"""Supervised MLP that imitates WMMSE: Sun et al., "Learning to optimize: training deep neural networks
+for wireless resource management" (../shared/seeds/000_904d63b2a59c0431.txt), Sec. IV ("System setup")
+and Sec. V-B ("Parameter selection").
+
+The network maps the channel magnitudes of one network to its power vector,
+
+.. math::
+
+    x = [\\,|h_{kj}|\\,]  \\;\\to\\;  \\text{3 x (Linear + ReLU), 200 units each}  \\;\\to\\;  \\text{Linear}(K),
+    \\qquad y = \\min(\\max(x, 0), P_{\\max})                                                      \\quad (16)
+
+and is trained on the mean squared error to WMMSE's powers (labels computed on the fly by
+:func:`solvers.learned.wmmse_reference`, full-power start, 100 iterations, tol 1e-3), with RMSprop
+(decay 0.9), learning rate 1e-3 lowered when the validation error stalls, batches of 1000, weights drawn
+from a standard normal truncated at +-2 and divided by sqrt(fan-in) (Sec. IV, footnote 2). At test time
+the paper rounds each output to 0 or Pmax at Pmax / 2 (Sec. V-C); ``round_output`` turns that on.
+
+Inputs (``Config.input``):
+
+- ``"gain"``: the K^2 magnitudes ``sqrt(gain[i, j])`` (Gaussian IC, Sec. V-B: input size K^2);
+- ``"bs_gain"``: the N x K user-to-base-station magnitudes ``sqrt(obs["bs_gain"])`` of the IMAC (input
+  size N x K);
+- ``"auto"`` (default): ``"bs_gain"`` when ``num_bs > 0`` else ``"gain"``.
+
+What we add to the paper, both documented options:
+
+- ``snr_scaling=True``: each magnitude is multiplied by ``sqrt(pmax_j / noise_i)`` (for ``bs_gain`` by
+  ``sqrt(pmax_k / mean noise)``), so the input is dimensionless. With the authors' Pmax = 1, sigma^2 = 1
+  this is exactly the paper's input; the powers are learnt and returned normalised by pmax (Sun
+  normalises Pmax = 1).
+- ``transform="log"``: ``log10`` of the (scaled) magnitude instead of the magnitude. The paper states no
+  input normalisation; IMAC magnitudes span several decades (path loss (200/d)^3, 8 dB shadowing) and
+  raw magnitudes let a few near-BS users dominate the first layer. ``"none"`` is the paper's raw input.
+
+The network has a fixed size: an observation with another K (or N x K) raises ``ValueError``.
+
+Args (``MLPSolver(**config_fields)`` or ``MLPSolver(MLPSolver.Config(...))``): see :class:`MLPConfig`.
+
+Shapes:
+    input ``gain (B, K, K)`` (+ ``bs_gain (B, N, K)``), ``noise``/``pmax``/``weight (B, K)``;
+    output powers ``(B, K)`` in watts, ``0 <= p <= pmax``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from solvers.base import check_power_obs
+from solvers.learned import LearnedSolver, to_torch, wmmse_reference
+
+__all__ = ["MLPSolver", "MLPConfig"]
+
+_INPUTS = ("auto", "gain", "bs_gain")
+_TRANSFORMS = ("none", "log")
+
+
+@dataclass
+class MLPConfig:
+    """Hyper-parameters of :class:`MLPSolver`; defaults are Sun et al.'s (000, Sec. IV and V-B) unless noted."""
+
+    num_links: int = 12
+    """K, the number of links (users); fixed at build time. Default: the library's IMAC (N, K) = (3, 12)."""
+    num_bs: int = 3
+    """N, the rows of ``obs["bs_gain"]`` (IMAC base stations); 0 for pairwise models (IC, ad hoc, D2D)."""
+    input: str = "auto"
+    """"gain" (K^2 magnitudes), "bs_gain" (N x K magnitudes, IMAC) or "auto" ("bs_gain" iff num_bs > 0)."""
+    hidden: tuple = (200, 200, 200)
+    """Hidden ReLU layer widths: the paper's 3 x 200 (Sec. V-B); the authors' code uses (200, 80, 80)."""
+    transform: str = "none"
+    """Input transform: "none" (the paper: raw magnitudes) or "log" (log10 magnitudes; ours, for the IMAC)."""
+    snr_scaling: bool = True
+    """Scale magnitudes by sqrt(pmax / noise) (dimensionless input; identical to the paper at Pmax = sigma^2 = 1)."""
+    round_output: bool = False
+    """Round each output to 0 or pmax at pmax / 2 at test time (Sec. V-C); training is never rounded."""
+    lr: float = 1e-3
+    """Initial RMSprop learning rate (Sec. V-B)."""
+    rms_alpha: float = 0.9
+    """RMSprop decay rate of the squared-gradient average (Sec. IV, following Hinton's lecture [34])."""
+    batch_size: int = 1000
+    """Mini-batch size (Sec. V-B)."""
+    steps: int = 20_000
+    """Default number of gradient steps of ``fit`` (the paper gives no count; ours, fits ~10 min on 2 cores)."""
+    pool_size: int = 200_000
+    """Labelled samples drawn per data pool (paper: one fixed set of 1e6); ours, to bound memory."""
+    pool_epochs: int = 5
+    """Epochs over one pool before a fresh pool is drawn and labelled (0: keep the first pool forever)."""
+    val_size: int = 5000
+    """Validation samples drawn once from the sampler (paper: 10,000) when ``fit`` gets no ``validation``."""
+    eval_every: int = 500
+    """Gradient steps between validations (validation MSE drives the learning-rate decay)."""
+    lr_decay: float = 0.5
+    """Factor applied to the learning rate when the validation MSE has not improved for ``lr_patience`` evals."""
+    lr_patience: int = 2
+    """Validations without improvement before the learning rate is lowered (the paper: "when it stalls")."""
+    min_lr: float = 1e-5
+    """The learning rate is never lowered below this."""
+    label_chunk: int = 10_000
+    """Samples per WMMSE labelling call (bounds memory; WMMSE is batched)."""
+
+    def __post_init__(self):
+        self.hidden = tuple(int(h) for h in self.hidden)
+        for name in ("num_links", "batch_size", "steps", "pool_size", "val_size", "eval_every", "label_chunk",
+                     "lr_patience"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or int(v) != v or int(v) < 1:
+                raise ValueError(f"MLPConfig: {name} must be an integer >= 1, got {v!r}")
+            setattr(self, name, int(v))
+        for name in ("num_bs", "pool_epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or int(v) != v or int(v) < 0:
+                raise ValueError(f"MLPConfig: {name} must be an integer >= 0, got {v!r}")
+            setattr(self, name, int(v))
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"MLPConfig: hidden must be a non-empty tuple of widths >= 1, got {self.hidden!r}")
+        if self.input not in _INPUTS:
+            raise ValueError(f"MLPConfig: input must be one of {_INPUTS}, got {self.input!r}")
+        if self.input == "bs_gain" and self.num_bs < 1:
+            raise ValueError("MLPConfig: input='bs_gain' needs num_bs >= 1 (the rows of obs['bs_gain'])")
+        if self.transform not in _TRANSFORMS:
+            raise ValueError(f"MLPConfig: transform must be one of {_TRANSFORMS}, got {self.transform!r}")
+        for name in ("lr", "rms_alpha", "lr_decay", "min_lr"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"MLPConfig: {name} must be finite and > 0, got {getattr(self, name)!r}")
+        if not (self.rms_alpha < 1 and self.lr_decay < 1):
+            raise ValueError(f"MLPConfig: rms_alpha and lr_decay must be < 1, got {self.rms_alpha}, {self.lr_decay}")
+
+    @property
+    def resolved_input(self) -> str:
+        if self.input == "auto":
+            return "bs_gain" if self.num_bs > 0 else "gain"
+        return self.input
+
+    @property
+    def input_size(self) -> int:
+        k = self.num_links
+        return self.num_bs * k if self.resolved_input == "bs_gain" else k * k
+
+
+class _MLP(nn.Module):
+    """Linear/ReLU stack; the output layer is linear (the clip of eq. (16) is applied by the solver)."""
+
+    def __init__(self, sizes: list[int]):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Sec. IV, footnote 2: standard normal redrawn when |x| > 2, divided by sqrt(fan-in).
+        for lin in self.layers:
+            with torch.no_grad():
+                nn.init.trunc_normal_(lin.weight, mean=0.0, std=1.0, a=-2.0, b=2.0)
+                lin.weight.div_(math.sqrt(lin.in_features))
+                lin.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for lin in self.layers[:-1]:
+            x = torch.relu(lin(x))
+        return self.layers[-1](x)
+
+
+class MLPSolver(LearnedSolver):
+    """Sun et al.'s supervised MLP imitating WMMSE (000, Sec. IV); fixed K, input |h| magnitudes."""
+
+    name = "mlp"
+    Config = MLPConfig
+
+    def build(self) -> nn.Module:
+        cfg = self.config
+        return _MLP([cfg.input_size, *cfg.hidden, cfg.num_links])
+
+    # --- features -----------------------------------------------------------------------------------
+    def _check_shapes(self, obs: Mapping[str, Any], who: str) -> None:
+        cfg = self.config
+        k = obs["gain"].shape[-1]
+        if k != cfg.num_links:
+            raise ValueError(f"{who}: this MLP was built for K = {cfg.num_links} links, got obs['gain'] with K = {k}; "
+                             f"an MLP has a fixed input size: train one for K = {k} (MLPSolver(num_links={k}, ...))")
+        if cfg.resolved_input == "bs_gain":
+            if "bs_gain" not in obs:
+                raise ValueError(f"{who}: this MLP reads obs['bs_gain'] (input={cfg.input!r}, num_bs={cfg.num_bs}), "
+                                 f"which the observation lacks (keys {sorted(obs)}); use an IMAC observation or "
+                                 f"build with num_bs=0 / input='gain'")
+            shape = tuple(obs["bs_gain"].shape[-2:])
+            if shape != (cfg.num_bs, cfg.num_links):
+                raise ValueError(f"{who}: this MLP was built for obs['bs_gain'] of shape (N, K) = "
+                                 f"{(cfg.num_bs, cfg.num_links)}, got {shape}")
+
+    def features(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Network input ``(B, input_size)`` from batched observation tensors (see the module docstring)."""
+        cfg = self.config
+        self._check_shapes(obs, f"{type(self).__name__}.features")
+        pmax, noise = obs["pmax"], obs["noise"]
+        if cfg.resolved_input == "bs_gain":
+            g = obs["bs_gain"]
+            if cfg.snr_scaling:
+                # The IMAC's users of a cell share one receiver; its noise is the mean over links.
+                g = g * (pmax.unsqueeze(-2) / noise.mean(-1, keepdim=True).unsqueeze(-1))
+        else:
+            g = obs["gain"]
+            if cfg.snr_scaling:
+                g = g * (pmax.unsqueeze(-2) / noise.unsqueeze(-1))
+        g = g.flatten(1)
+        if cfg.transform == "log":
+            # log10 |h| = 0.5 log10 |h|^2; the floor keeps exact zeros (an absent link) finite.
+            return 0.5 * torch.log10(g.clamp_min(1e-20))
+        return g.sqrt()
+
+    def forward_normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """Powers over pmax in [0, 1] (eq. 16 with Pmax = 1) from features ``x``."""
+        return self.model(x).clamp(0.0, 1.0)
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Differentiable powers ``(B, K)`` in watts: ``min(max(x, 0), 1) * pmax`` (eq. 16)."""
+        return self.forward_normalised(self.features(obs)) * obs["pmax"]
+
+    def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        power = super()._solve(obs)
+        if self.config.round_output:
+            # Sec. V-C: WMMSE's powers are binary in most cases, so each output snaps to 0 or Pmax.
+            power = np.where(power > 0.5 * obs["pmax"], obs["pmax"], 0.0)
+        return power
+
+    # --- training -----------------------------------------------------------------------------------
+    def _adapt_to(self, obs: Mapping[str, np.ndarray]) -> None:
+        """Resize an untrained model to the sampler's K (and N); a trained one must already match."""
+        k = int(np.shape(obs["gain"])[-1])
+        n = int(np.shape(obs["bs_gain"])[-2]) if "bs_gain" in obs else 0
+        cfg = self.config
+        want = dict(num_links=k)
+        if cfg.input == "auto":
+            want["num_bs"] = n
+        elif cfg.input == "bs_gain":
+            if n == 0:
+                raise ValueError("MLPSolver.fit: input='bs_gain' but the sampler's observations have no 'bs_gain'")
+            want["num_bs"] = n
+        if all(getattr(cfg, f) == v for f, v in want.items()):
+            return
+        if self.meta.get("steps"):
+            raise ValueError(f"MLPSolver.fit: this model was trained for K = {cfg.num_links}, num_bs = {cfg.num_bs}; "
+                             f"the sampler gives K = {k}, N = {n}. Start from a fresh MLPSolver to train another size")
+        self.config = dataclasses.replace(cfg, **want)
+        self.model = self.build().to(self.device)
+
+    def _labelled(self, obs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, WMMSE powers / pmax) of a batch, labels computed in chunks of ``label_chunk``."""
+        cfg = self.config
+        n = np.shape(obs["gain"])[0]
+        feats, labels = [], []
+        for s in range(0, n, cfg.label_chunk):
+            chunk = {k: np.asarray(v)[s:s + cfg.label_chunk] for k, v in obs.items()}
+            power, _ = wmmse_reference(chunk)
+            pmax = np.asarray(chunk["pmax"], dtype=np.float64)
+            labels.append(torch.as_tensor(np.divide(power, pmax, out=np.zeros_like(power), where=pmax > 0),
+                                          dtype=torch.float32))
+            with torch.no_grad():
+                feats.append(self.features(to_torch(chunk, dtype=torch.float32)))
+        return torch.cat(feats).to(self.device), torch.cat(labels).to(self.device)
+
+    def _draw(self, sampler, n: int) -> dict[str, np.ndarray]:
+        obs = sampler(n)
+        batch = check_power_obs(obs, batched=True, who="MLPSolver.fit: sampler output")
+        return {**{k: np.asarray(v) for k, v in obs.items() if k not in batch}, **batch}
+
+    def fit(self, sampler: Callable[[int], Mapping[str, np.ndarray]], *, steps: int | None = None, seed: int = 0,
+            progress: bool = True, validation: Mapping[str, np.ndarray] | None = None,
+            callback: Callable[[int, dict], Any] | None = None) -> dict:
+        """Supervised training on WMMSE's powers (Sec. IV "Training stage").
+
+        Draws a pool of ``pool_size`` samples from ``sampler``, labels them with WMMSE, and runs
+        RMSprop over it for ``pool_epochs`` epochs before drawing a fresh pool (the paper uses one
+        fixed set of 1e6). Every ``eval_every`` steps it computes the validation MSE (which drives the
+        learning-rate decay) and the ratio to WMMSE (which selects the weights kept at the end).
+
+        Args:
+            sampler: ``sampler(batch) -> dict`` of batched float64 observation arrays.
+            steps: gradient steps (default ``config.steps``).
+            seed: seeds torch (initialisation and shuffling).
+            progress: show a tqdm bar on stderr with the loss and the validation ratio.
+            validation: a fixed validation observation dict; default ``val_size`` samples from ``sampler``.
+            callback: ``callback(step, record)`` after every validation; returning ``True`` stops training.
+
+        Returns:
+            history dict: ``step``, ``loss`` (mean training MSE since the previous validation),
+            ``val_mse``, ``val_ratio``, ``lr`` (one entry per validation), ``best_ratio``, ``best_step``,
+            ``wall_time`` (s), ``label_time`` (s spent computing WMMSE labels).
+        """
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        steps = cfg.steps if steps is None else int(steps)
+        if steps < 1:
+            raise ValueError(f"MLPSolver.fit: steps must be >= 1, got {steps}")
+        torch.manual_seed(seed)
+        t0 = time.perf_counter()
+        val_obs = self._draw(sampler, cfg.val_size) if validation is None else dict(validation)
+        self._adapt_to(val_obs)
+        cfg = self.config
+        if not self.meta.get("steps"):
+            # A fresh model: (re)draw its initial weights under this seed so that fit is reproducible.
+            torch.manual_seed(seed)
+            self.model.reset_parameters()
+        tl = time.perf_counter()
+        val_x, val_y = self._labelled(val_obs)
+        label_time = time.perf_counter() - tl
+
+        opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha)
+        hist: dict[str, Any] = {"step": [], "loss": [], "val_mse": [], "val_ratio": [], "lr": []}
+        best = {"ratio": -math.inf, "step": 0, "state": copy.deepcopy(self.model.state_dict())}
+        best_mse, stall = math.inf, 0
+        pool_x = pool_y = None
+        pool_pos, epochs_left, perm = 0, 0, None
+        run_loss, run_n = 0.0, 0
+        bar = tqdm(total=steps, disable=not progress, desc="mlp", dynamic_ncols=True)
+        try:
+            for step in range(1, steps + 1):
+                if pool_x is None or pool_pos >= len(perm):
+                    if pool_x is None or (epochs_left == 0 and cfg.pool_epochs > 0):
+                        tl = time.perf_counter()
+                        pool_x, pool_y = self._labelled(self._draw(sampler, cfg.pool_size))
+                        label_time += time.perf_counter() - tl
+                        epochs_left = cfg.pool_epochs
+                    perm = torch.randperm(len(pool_x), device=self.device)
+                    # Drop the last short batch: every step sees batch_size samples.
+                    perm = perm[: max(len(perm) - len(perm) % cfg.batch_size, min(len(perm), cfg.batch_size))]
+                    pool_pos = 0
+                    epochs_left = max(epochs_left - 1, 0)
+                idx = perm[pool_pos:pool_pos + cfg.batch_size]
+                pool_pos += cfg.batch_size
+                self.model.train()
+                loss = torch.mean((self.forward_normalised(pool_x[idx]) - pool_y[idx]) ** 2)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                run_loss += loss.item()
+                run_n += 1
+                bar.update(1)
+                if step % cfg.eval_every == 0 or step == steps:
+                    self.model.eval()
+                    with torch.no_grad():
+                        val_mse = float(torch.mean((self.forward_normalised(val_x) - val_y) ** 2))
+                    ratio = self.ratio_to_wmmse(val_obs)
+                    lr = opt.param_groups[0]["lr"]
+                    for key, v in (("step", step), ("loss", run_loss / run_n), ("val_mse", val_mse),
+                                   ("val_ratio", ratio), ("lr", lr)):
+                        hist[key].append(v)
+                    run_loss, run_n = 0.0, 0
+                    if ratio > best["ratio"]:
+                        best = {"ratio": ratio, "step": step, "state": copy.deepcopy(self.model.state_dict())}
+                    if val_mse < best_mse * (1 - 1e-3):
+                        best_mse, stall = val_mse, 0
+                    else:
+                        stall += 1
+                        if stall >= cfg.lr_patience:
+                            for group in opt.param_groups:
+                                group["lr"] = max(group["lr"] * cfg.lr_decay, cfg.min_lr)
+                            stall = 0
+                    bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}", val_ratio=f"{ratio:.4f}", lr=f"{lr:.1e}")
+                    if callback is not None and callback(step, {k: v[-1] for k, v in hist.items()}) is True:
+                        break
+        finally:
+            bar.close()
+        self.model.load_state_dict(best["state"])
+        self.model.eval()
+        wall = time.perf_counter() - t0
+        hist.update(best_ratio=best["ratio"], best_step=best["step"], wall_time=wall, label_time=label_time)
+        prev = int(self.meta.get("steps", 0))
+        scenario = {key: getattr(sampler, key) for key in ("env_id", "env_kwargs", "seed") if hasattr(sampler, key)}
+        self.meta.update(scenario)
+        self.meta.update(steps=prev + hist["step"][-1], seed=seed, val_ratio=best["ratio"], val_size=len(val_x),
+                         round_output=cfg.round_output, wall_time=wall)
+        return hist
