@@ -314,6 +314,7 @@ def test_move_keeps_nodes_inside_and_pairs_rigid(model):
     rng = np.random.default_rng(0)
     layout = model.sample_layout(rng, 30)
     start = layout
+    frozen = {a: getattr(layout, a).copy() for a in ("tx_pos", "rx_pos", "heading")}
     flipped = np.zeros(layout.heading.shape, dtype=bool)
     for step in range(40):
         new = model.move(layout, rng, 13.7 + step)
@@ -335,6 +336,8 @@ def test_move_keeps_nodes_inside_and_pairs_rigid(model):
                 for p in (layout.tx_pos, layout.rx_pos):
                     assert p.min() >= -1e-9 and p.max() <= model.side + 1e-9
     assert flipped.mean() > 0.5  # the walls were actually hit
+    for a, before in frozen.items():  # move returns a new layout and never writes its input
+        np.testing.assert_array_equal(getattr(start, a), before)
     np.testing.assert_array_equal(model.move(layout, rng, 0.0).tx_pos, layout.tx_pos)
 
 

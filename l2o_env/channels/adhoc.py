@@ -68,7 +68,7 @@ class AdHoc(ChannelModel):
     Example:
         >>> import numpy as np
         >>> model = AdHoc(num_links=20)
-        >>> model.default_noise
+        >>> round(model.default_noise, 14)  # sigma^2 = (2.6e-5)^2 W
         6.76e-10
         >>> model.sample(np.random.default_rng(0), 3).shape
         (3, 20, 20)
@@ -118,7 +118,11 @@ class AdHoc(ChannelModel):
 
     def move(self, layout: Layout, rng: np.random.Generator, distance) -> Layout:
         """Each pair moves rigidly ``distance`` metres (scalar or ``(B, K)``) along its heading; the
-        transmitter reflects at the square's boundary and the receiver keeps its offset."""
+        transmitter reflects at the square's boundary and the receiver keeps its offset.
+
+        Returns a new :class:`Layout` (new position and heading arrays); the input is never written, and
+        its shadowing and ``extra`` arrays are shared with the result.
+        """
         dist = np.broadcast_to(np.asarray(distance, dtype=np.float64), layout.heading.shape)
         if not np.all(np.isfinite(dist)) or np.any(dist < 0):
             raise ValueError(f"AdHoc.move: distance must be finite and >= 0 metres, got {distance!r}")

@@ -225,7 +225,11 @@ class D2D(ChannelModel):
     def move(self, layout: Layout, rng: np.random.Generator, distance) -> Layout:
         """Each pair moves rigidly ``distance`` metres (scalar or ``(B, K)``) along its heading and
         reflects at the square as one body: the transmitter reflects inside
-        ``[max(0, -o), min(side, side - o)]`` per axis, ``o = rx - tx``, so both nodes stay inside."""
+        ``[max(0, -o), min(side, side - o)]`` per axis, ``o = rx - tx``, so both nodes stay inside.
+
+        Returns a new :class:`Layout` (new position and heading arrays); the input is never written, and
+        its shadowing and ``extra`` arrays are shared with the result.
+        """
         dist = np.broadcast_to(np.asarray(distance, dtype=np.float64), layout.heading.shape)
         if not np.all(np.isfinite(dist)) or np.any(dist < 0):
             raise ValueError(f"D2D.move: distance must be finite and >= 0 metres, got {distance!r}")

@@ -240,6 +240,9 @@ class IMAC(ChannelModel):
         Exact ray tracing: each bounce finds the first boundary hit (outer circle or hexagon edge,
         inner circle), reflects the direction about the boundary normal and continues with the
         remaining distance.
+
+        Returns a new :class:`Layout` (new user-position and heading arrays); the input is never written,
+        and its ``rx_pos`` (the fixed BSs), shadowing and ``extra`` arrays are shared with the result.
         """
         dist = np.broadcast_to(np.asarray(distance, dtype=np.float64), layout.heading.shape)
         if not np.all(np.isfinite(dist)) or np.any(dist < 0):
