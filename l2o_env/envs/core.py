@@ -40,6 +40,7 @@ __all__ = [
     "BatchSim",
     "parse_config",
     "check_action",
+    "clip_power",
     "F32_MAX",
     "PF_MIN_RATE",
     "PF_INIT_RATE",
@@ -262,11 +263,24 @@ def check_action(action: Any, shape: tuple[int, ...], who: str) -> np.ndarray:
     if action.shape != shape:
         raise ValueError(f"{who}: action must have shape {shape} (one power per link), got {action.shape}")
     power = action.astype(np.float64)  # a copy: later in-place edits by the caller cannot reach the env
-    if not np.isfinite(power).all():
+    # one reduction catches any NaN/inf (the sum is then NaN/inf); the exact test runs only when the
+    # sum is not finite, which finite entries can also cause by overflowing
+    if not math.isfinite(power.sum()) and not np.isfinite(power).all():
         bad = np.argwhere(~np.isfinite(power))
         where = [tuple(int(i) for i in b) if len(b) > 1 else int(b[0]) for b in bad[:10]]
         raise ValueError(f"{who}: action contains NaN or inf at index {where}; powers must be finite watts")
     return power
+
+
+def clip_power(power: np.ndarray, pmax: np.ndarray, pmax_low: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clip ``power (..., K)`` into ``[0, pmax]``; returns the feasible powers and the number of clipped
+    entries per row (``(...)`` ints). ``pmax_low``: the smallest entry of ``pmax``."""
+    lo, hi = power.min(), power.max()
+    if lo >= 0.0 and hi <= pmax_low:
+        # the common case (a policy that respects the Box) costs two reductions and no copy
+        return power, np.zeros(power.shape[:-1], dtype=np.int64)
+    feasible = np.minimum(np.maximum(power, 0.0), pmax)
+    return feasible, np.count_nonzero(feasible != power, axis=-1)
 
 
 class BatchSim:
@@ -303,6 +317,7 @@ class BatchSim:
             self._empty_layout and config.speed is None and not config.has_geometry and not config.extra_shapes
         )
         self._clamp = config.has_geometry
+        self._uniform = config.weights == "uniform"
 
     # --- weights ----------------------------------------------------------------------------
     def _draw_weights(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -377,6 +392,8 @@ class BatchSim:
         """Per-link rates ``(B, K)`` and weighted sum rates ``(B,)`` of feasible ``power (B, K)`` (W)
         on the observed channel (``rates.link_rates``, the one rate formula)."""
         r = link_rates(self.gain, power, self.config.noise)
+        if self._uniform:
+            return r, r.sum(axis=-1)
         return r, (r * self.weight).sum(axis=-1)
 
     def advance(self, rng: np.random.Generator, rates: np.ndarray | None) -> None:

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from l2o_env.envs.core import PF_MIN_RATE, BatchSim, EnvConfig, check_action, parse_config
+from l2o_env.envs.core import PF_MIN_RATE, BatchSim, EnvConfig, check_action, clip_power, parse_config
 
 __all__ = [
     "PowerControlEnv",
@@ -171,6 +171,7 @@ class PowerControlEnv(gym.Env):
         self._shape = (self.num_links,)
         self._who = f"{self.env_id}.step"
         self._pmax = self.config.pmax
+        self._pmax_low = float(self._pmax.min())
         self._noise32 = self.config.noise.astype(np.float32)
         self._pmax32 = self.config.pmax.astype(np.float32)
         self._ready = False
@@ -209,13 +210,12 @@ class PowerControlEnv(gym.Env):
         if not self._ready:
             raise ValueError(f"{self.env_id}: step() called before reset(); call env.reset(seed=...) first")
         power = check_action(action, self._shape, self._who)
-        feasible = np.minimum(np.maximum(power, 0.0), self._pmax)  # np.clip costs more per call
-        clipped = int(np.count_nonzero(feasible != power))
+        feasible, clipped = clip_power(power, self._pmax, self._pmax_low)
         sim = self._sim
         rates, wsr = sim.rates(feasible[None])
         sim.advance(self.np_random, rates)
         r = rates[0]
-        info = {"rates": r, "sum_rate": float(r.sum()), "clipped": clipped}
+        info = {"rates": r, "sum_rate": float(r.sum()), "clipped": int(clipped)}
         return self._obs(), float(wsr[0]), False, False, info
 
 

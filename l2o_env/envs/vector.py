@@ -13,7 +13,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from l2o_env.envs.core import BatchSim, check_action, parse_config
+from l2o_env.envs.core import BatchSim, check_action, clip_power, parse_config
 from l2o_env.envs.power_control import single_action_space, single_observation_space
 
 __all__ = [
@@ -91,6 +91,7 @@ class PowerControlVectorEnv(VectorEnv):
         self._shape = (self.num_envs, self.num_links)
         self._who = f"{self.env_id} vector step"
         self._pmax = self.config.pmax
+        self._pmax_low = float(self._pmax.min())
         self._noise32 = self.config.noise.astype(np.float32)
         self._pmax32 = self.config.pmax.astype(np.float32)
         self._ready = False
@@ -142,8 +143,7 @@ class PowerControlVectorEnv(VectorEnv):
         if not self._ready:
             raise ValueError(f"{self.env_id}: step() called before reset(); call envs.reset(seed=...) first")
         power = check_action(actions, self._shape, self._who)
-        feasible = np.minimum(np.maximum(power, 0.0), self._pmax)
-        clipped = np.count_nonzero(feasible != power, axis=1)
+        feasible, clipped = clip_power(power, self._pmax, self._pmax_low)
         sim = self._sim
         rates, wsr = sim.rates(feasible)
         sim.advance(self.np_random, rates)
