@@ -47,7 +47,7 @@ from l2o_env.channels.base import (
     check_int,
     check_positive,
     heading_vector,
-    pairwise_distance,
+    pairwise_sq_distance,
     reflect_in_box,
 )
 
@@ -113,8 +113,8 @@ class AdHoc(ChannelModel):
 
     def large_scale(self, layout: Layout) -> np.ndarray:
         """``2 d_ij^-4.4`` for receiver ``i`` and transmitter ``j``, ``(B, K, K)``."""
-        dist = pairwise_distance(layout.rx_pos, layout.tx_pos, self.MIN_DISTANCE)
-        return self.FADING_POWER * dist ** (-self.PATHLOSS_EXP)
+        d2 = pairwise_sq_distance(layout.rx_pos, layout.tx_pos, self.MIN_DISTANCE)
+        return self.FADING_POWER * d2 ** (-0.5 * self.PATHLOSS_EXP)
 
     def move(self, layout: Layout, rng: np.random.Generator, distance) -> Layout:
         """Each pair moves rigidly ``distance`` metres (scalar or ``(B, K)``) along its heading; the

@@ -34,6 +34,7 @@ __all__ = [
     "complex_normal",
     "SPEED_OF_LIGHT",
     "pairwise_distance",
+    "pairwise_sq_distance",
     "reflect_in_box",
     "heading_vector",
     "check_int",
@@ -186,6 +187,16 @@ def pairwise_distance(rx: np.ndarray, tx: np.ndarray, min_distance: float = 0.0)
     ``rx (B, R, 2)``, clipped below at ``min_distance`` (path-loss laws diverge at d -> 0)."""
     diff = rx[:, :, None, :] - tx[:, None, :, :]
     return np.maximum(np.hypot(diff[..., 0], diff[..., 1]), min_distance)
+
+
+def pairwise_sq_distance(rx: np.ndarray, tx: np.ndarray, min_distance: float = 0.0) -> np.ndarray:
+    """Squared distances ``(B, R, K)`` in m^2 (see :func:`pairwise_distance`), clipped below at
+    ``min_distance**2``; cheaper when the path loss is a power of the distance (no square root)."""
+    dx = rx[:, :, None, 0] - tx[:, None, :, 0]
+    dy = rx[:, :, None, 1] - tx[:, None, :, 1]
+    d2 = dx * dx
+    d2 += dy * dy
+    return np.maximum(d2, min_distance * min_distance, out=d2)
 
 
 def heading_vector(heading: np.ndarray) -> np.ndarray:

@@ -59,7 +59,7 @@ from l2o_env.channels.base import (
     check_int,
     check_positive,
     heading_vector,
-    pairwise_distance,
+    pairwise_sq_distance,
     reflect_in_box,
 )
 
@@ -166,6 +166,11 @@ class D2D(ChannelModel):
             if not np.isfinite(val):
                 raise ValueError(f"D2D: {name} must be finite, got {val!r}")
         self.shadowing_db = check_positive(owner, "shadowing_db", shadowing_db, allow_zero=True)
+        wavelength = SPEED_OF_LIGHT / self.carrier_frequency
+        self._r_bp = 4.0 * self.antenna_height**2 / wavelength
+        # 10^(-(PL at R_bp)/10) on every link, times the antenna gain on the direct links
+        at_bp = itu1411_los_pathloss_db(self._r_bp, self.carrier_frequency, self.antenna_height, self.antenna_height)
+        self._gain_matrix = 10.0 ** ((-at_bp + self.antenna_gain_db * np.eye(self.num_links)) / 10.0)
         self.default_pmax = 10.0 ** ((self.tx_power_dbm - 30.0) / 10.0)
         self.default_noise = 10.0 ** ((self.noise_dbm_per_hz - 30.0) / 10.0) * self.bandwidth
 
@@ -202,8 +207,8 @@ class D2D(ChannelModel):
         off_diag = ~np.eye(k, dtype=bool)
         redo = np.arange(batch)
         for _ in range(self.CROSS_LINK_ROUNDS):
-            dist = pairwise_distance(rx[redo], tx[redo])
-            bad = ((dist < self.MIN_DISTANCE) & off_diag).any(axis=(1, 2))
+            d2 = pairwise_sq_distance(rx[redo], tx[redo])
+            bad = ((d2 < self.MIN_DISTANCE**2) & off_diag).any(axis=(1, 2))
             redo = redo[bad]
             if redo.size == 0:
                 break
@@ -212,14 +217,18 @@ class D2D(ChannelModel):
             self._place_receivers(rng, tx, rx, todo)
         shadow_db = self.shadowing_db * rng.standard_normal((batch, k, k))
         heading = rng.random((batch, k)) * 2.0 * np.pi
-        return Layout(tx_pos=tx, rx_pos=rx, shadowing=10.0 ** (shadow_db / 10.0), heading=heading)
+        shadowing = np.exp(shadow_db * (np.log(10.0) / 10.0))
+        return Layout(tx_pos=tx, rx_pos=rx, shadowing=shadowing, heading=heading)
 
     def large_scale(self, layout: Layout) -> np.ndarray:
         """``10^((-PL(d_ij) + G 1[i=j]) / 10) L_ij``, ``(B, K, K)`` (fading power 1)."""
-        dist = pairwise_distance(layout.rx_pos, layout.tx_pos, self.MIN_DISTANCE)
-        gain_db = -itu1411_los_pathloss_db(dist, self.carrier_frequency, self.antenna_height, self.antenna_height)
-        gain_db = gain_db + self.antenna_gain_db * np.eye(self.num_links)
-        return 10.0 ** (gain_db / 10.0) * layout.shadowing
+        # the two-slope law in linear form: 10^(-(L_bp + 6)/10) (R_bp/d)^2 below the breakpoint, ^4 above,
+        # from squared distances (no square root, logarithm or power function on (B, K, K) arrays)
+        q = self._r_bp**2 / pairwise_sq_distance(layout.rx_pos, layout.tx_pos, self.MIN_DISTANCE)
+        q = np.where(q < 1.0, q * q, q)
+        q *= self._gain_matrix
+        q *= layout.shadowing
+        return q
 
     # --- mobility ----------------------------------------------------------------------------
     def move(self, layout: Layout, rng: np.random.Generator, distance) -> Layout:

@@ -59,7 +59,7 @@ from l2o_env.channels.base import (
     check_int,
     check_positive,
     heading_vector,
-    pairwise_distance,
+    pairwise_sq_distance,
 )
 
 __all__ = ["IMAC", "hex_grid"]
@@ -121,7 +121,6 @@ class IMAC(ChannelModel):
     MIN_DISTANCE = 0.01
     #: path-loss reference distance and exponent, ``(200 / d)^3`` (Sec. V-A)
     PATHLOSS_REF = 200.0
-    PATHLOSS_EXP = 3.0
     #: standard deviation of the log-normal shadowing, dB (Sec. V-A: variance 64)
     SHADOWING_DB = 8.0
 
@@ -213,15 +212,18 @@ class IMAC(ChannelModel):
         return Layout(
             tx_pos=serving + offsets,
             rx_pos=serving.copy(),
-            shadowing=10.0 ** (shadow_db / 10.0),
+            shadowing=np.exp(shadow_db * (np.log(10.0) / 10.0)),
             heading=heading,
             extra={"bs_pos": np.repeat(self.bs_positions[None], batch, axis=0)},
         )
 
     def large_scale(self, layout: Layout) -> np.ndarray:
         """``(200 / d)^3 L`` for every (BS, user) pair, ``(B, N, K)``."""
-        dist = pairwise_distance(layout.extra["bs_pos"], layout.tx_pos, self.MIN_DISTANCE)
-        return (self.PATHLOSS_REF / dist) ** self.PATHLOSS_EXP * layout.shadowing
+        # (200/d)^3 = q sqrt(q) with q = 200^2 / d^2: no power function, one square root
+        q = self.PATHLOSS_REF**2 / pairwise_sq_distance(layout.extra["bs_pos"], layout.tx_pos, self.MIN_DISTANCE)
+        q *= np.sqrt(q)
+        q *= layout.shadowing
+        return q
 
     # --- gains -------------------------------------------------------------------------------
     def gain(self, layout: Layout, fading: np.ndarray) -> np.ndarray:
