@@ -100,3 +100,17 @@ def test_subprocess_error_is_one_line_exit_2():
     proc = _run("eval", "--env", "PowerControl-IC-v0", "--solvers", "nonexistent_solver", "--slots", "4")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "nonexistent_solver" in proc.stderr
+
+
+def test_train_saves_a_checkpoint_that_eval_loads(tmp_path, capsys):
+    ckpt = tmp_path / "ck" / "uwmmse.pt"
+    assert main(["train", "uwmmse", "--env", "PowerControl-AdHoc-v0", "--env-kwargs", "num_links=5", "--steps", "3",
+                 "--solver-kwargs", "val_size=32,batch_size=8", "--out", str(ckpt), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio to WMMSE" in out and "1000 fresh samples" in out and ckpt.stat().st_size > 0
+    res = tmp_path / "uw.json"
+    assert main(["eval", "--env", "PowerControl-AdHoc-v0", "--env-kwargs", "num_links=5", "--solvers", "uwmmse",
+                 "--solver-kwargs", f"uwmmse.checkpoint={ckpt}", "--slots", "16", "--out", str(res),
+                 "--no-progress"]) == 0
+    solvers = json.loads(res.read_text())["config"]["solvers"]
+    assert solvers[0]["kwargs"] == {"checkpoint": str(ckpt)}

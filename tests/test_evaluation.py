@@ -162,6 +162,13 @@ def test_stateful_solver_is_reset_at_every_episode_start():
     assert ev[1:] == (["reset"] + ["act"] * 10) * 2
 
 
+def test_episodes_longer_than_the_registered_limit_are_not_cut():
+    rec = Recorder()
+    res = evaluate([rec], IC, {"num_links": 2, "speed": 1.0}, slots=120, seed=0, episode_length=120)
+    assert res.config["episodes"] == 1 and res.row("recorder")["slots"] == 120
+    assert rec.events == ["act", "reset"] + ["act"] * 120
+
+
 def test_solver_kwargs_reach_the_solver_and_labels_tell_copies_apart():
     res = evaluate({"t1": "truncated_wmmse", "t8": "truncated_wmmse"}, IC, {"num_links": 8}, slots=64, seed=0,
                    solver_kwargs={"t1": {"iterations": 1}, "t8": {"iterations": 8}})
