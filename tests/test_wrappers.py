@@ -1,0 +1,74 @@
+"""FlattenPowerControl: SB3's check_env on every ID, the action map, the observation transform."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import l2o_env  # noqa: F401
+from l2o_env.data import sample_observations
+from l2o_env.scenarios import ENV_IDS
+from l2o_env.wrappers import LOG_CLIP, FlattenPowerControl, action_to_power, flatten_observation, power_to_action
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS, ids=ENV_IDS)
+def test_sb3_check_env_passes_through_the_wrapper(env_id):
+    env = FlattenPowerControl(gym.make(env_id))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SB3's advice (e.g. an asymmetric action Box) would show here
+        sb3_check_env(env, warn=True)
+    k = env.unwrapped.num_links
+    assert env.observation_space.shape == (k * k + k,)
+    assert env.action_space.low.min() == -1 and env.action_space.high.max() == 1
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS, ids=ENV_IDS)
+def test_action_map_reaches_zero_and_pmax(env_id):
+    wrapped, plain = FlattenPowerControl(gym.make(env_id)), gym.make(env_id)
+    wrapped.reset(seed=0)
+    plain.reset(seed=0)
+    k = plain.unwrapped.num_links
+    for a, p in ((np.ones(k), plain.action_space.high), (-np.ones(k), np.zeros(k))):
+        obs, r_w, *_, info_w = wrapped.step(a.astype(np.float32))
+        _, r_p, *_, info_p = plain.step(p.astype(np.float32))
+        assert r_w == pytest.approx(r_p, rel=1e-12)
+        assert info_w["clipped"] == 0
+        assert obs in wrapped.observation_space
+    # beyond [-1, 1] the env clips and counts
+    *_, info = wrapped.step(np.full(k, 1.5, np.float32))
+    assert info["clipped"] == k
+    with pytest.raises(ValueError, match="shape"):
+        wrapped.step(np.zeros(k + 1, np.float32))
+
+
+def test_power_action_round_trip():
+    pmax = np.array([1.0, 10.0, 0.5])
+    p = np.array([0.0, 2.5, 0.5])
+    np.testing.assert_allclose(action_to_power(power_to_action(p, pmax), pmax), p, rtol=1e-6, atol=1e-7)
+
+
+def test_flatten_observation_batched_equals_single_and_is_log_snr():
+    batch = sample_observations("PowerControl-D2D-v0", 3, seed=0, weights="random")
+    flat = flatten_observation(batch)
+    k = batch["gain"].shape[-1]
+    assert flat.shape == (3, k * k + k) and flat.dtype == np.float32
+    for i in range(3):
+        one = flatten_observation({key: val[i] for key, val in batch.items()})
+        np.testing.assert_array_equal(one, flat[i])
+    snr = batch["gain"][0, 4, 7] * batch["pmax"][0, 7] / batch["noise"][0, 4]
+    assert flat[0, 4 * k + 7] == pytest.approx(np.log10(snr) / 10.0, rel=1e-5)
+    w = batch["weight"][0]
+    np.testing.assert_allclose(flat[0, k * k :], w / w.max(), rtol=1e-6)
+    assert np.all(np.abs(flat) <= LOG_CLIP)
+    # zero gains and zero weights stay finite
+    zero = {key: np.zeros_like(val[0]) if key in ("gain", "weight") else val[0] for key, val in batch.items()}
+    assert np.all(np.isfinite(flatten_observation(zero)))
+
+
+def test_wrapper_rejects_non_power_control_envs():
+    with pytest.raises(ValueError, match="gain"):
+        FlattenPowerControl(gym.make("CartPole-v1"))
