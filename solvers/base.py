@@ -30,36 +30,43 @@ def check_power_obs(obs: Mapping[str, Any], *, batched: bool, who: str = "solver
         raise ValueError(f"{who}: obs is missing key(s) {missing}; a power-control observation needs {POWER_KEYS}")
     out = {}
     for key in POWER_KEYS:
+        raw = obs[key]
+        if np.iscomplexobj(raw):
+            raise TypeError(f"{who}: obs[{key!r}] must be real; got a complex array (gain is the power gain "
+                            f"|h|^2: pass np.abs(h)**2)")
         try:
-            arr = np.asarray(obs[key], dtype=np.float64)
+            arr = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"{who}: obs[{key!r}] must be numeric, got {type(obs[key]).__name__}") from exc
+            raise TypeError(f"{who}: obs[{key!r}] must be numeric, got {type(raw).__name__}") from exc
         out[key] = arr
     g = out["gain"]
     want = 3 if batched else 2
     if g.ndim != want or g.shape[-1] != g.shape[-2]:
         shape = "(B, K, K)" if batched else "(K, K)"
         raise ValueError(f"{who}: obs['gain'] must have shape {shape}, got {g.shape}")
-    if not batched:
-        out = {k: v[None] for k, v in out.items()}
-        g = out["gain"]
-    bsz, k = g.shape[0], g.shape[-1]
+    bsz, k = (g.shape[0], g.shape[-1]) if batched else (1, g.shape[-1])
+    want_vec = (bsz, k) if batched else (k,)
     for key in ("weight", "noise", "pmax"):
         arr = out[key]
-        if arr.ndim == 0:
-            arr = np.broadcast_to(arr, (bsz, k))
-        if arr.shape != (bsz, k):
-            raise ValueError(f"{who}: obs[{key!r}] must have shape {(bsz, k)} to match gain {g.shape}, got {arr.shape}")
+        if arr.ndim == 0:  # one scalar for every link (and sample)
+            arr = np.broadcast_to(arr, want_vec)
+        if arr.shape != want_vec:
+            raise ValueError(f"{who}: obs[{key!r}] must have shape {want_vec} to match gain {g.shape}, got {arr.shape}")
         out[key] = arr
+    if not batched:
+        out = {key: arr[None] for key, arr in out.items()}
     for key, arr in out.items():
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{who}: obs[{key!r}] contains NaN or inf")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise ValueError(f"{who}: obs[{key!r}] contains {int(bad.sum())} NaN or inf entries (first at index "
+                             f"{tuple(int(i) for i in np.argwhere(bad)[0])}); every entry must be finite")
     if np.any(out["gain"] < 0):
-        raise ValueError(f"{who}: obs['gain'] must be >= 0 (power gains |h|^2)")
+        raise ValueError(f"{who}: obs['gain'] must be >= 0 (power gains |h|^2), got min {out['gain'].min()}")
     if np.any(out["noise"] <= 0):
         raise ValueError(f"{who}: obs['noise'] must be > 0 (noise power sigma^2), got min {out['noise'].min()}")
-    if np.any(out["pmax"] < 0) or np.any(out["weight"] < 0):
-        raise ValueError(f"{who}: obs['pmax'] and obs['weight'] must be >= 0")
+    for key in ("pmax", "weight"):
+        if np.any(out[key] < 0):
+            raise ValueError(f"{who}: obs[{key!r}] must be >= 0, got min {out[key].min()}")
     return out
 
 
@@ -93,6 +100,9 @@ class Solver:
 
     def _act_checked(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         power = np.asarray(self._solve(obs), dtype=np.float64)
+        if power.shape != obs["pmax"].shape:
+            raise RuntimeError(f"{type(self).__name__}._solve returned shape {power.shape}, expected (B, K) = "
+                               f"{obs['pmax'].shape}")
         return feasible(power, obs["pmax"])
 
     def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract

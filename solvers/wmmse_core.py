@@ -15,8 +15,11 @@ Layer k, from ``v^(k-1)`` (amplitudes, ``p = v^2``), with ``g_ij = |h_ij|^2`` (r
 
     v_i = \\Big[\\frac{\\alpha_i w_i u_i \\sqrt{g_{ii}}}{\\sum_j \\alpha_j w_j u_j^2 g_{ji}}\\Big]_0^{\\sqrt{P_i}} \\quad (8)
 
-``1 - u_i sqrt(g_ii) v_i`` equals ``(sigma_i^2 + I_i) / (sigma_i^2 + I_i + S_i)`` (the MMSE); we compute it in
-that form so that it never rounds to zero at very high SINR.
+``1 / (1 - u_i sqrt(g_ii) v_i)`` equals ``1 + SINR_i`` (the MMSE-SINR equality, 000 Sec. II-B); we compute
+it as ``1 + g_ii v_i^2 / (sigma_i^2 + sum_{j != i} g_ij v_j^2)`` from the cross gains alone, so it never
+rounds to zero or loses digits at very high SINR. The same identity gives the weighted sum rate of ``v``
+for free (``sum_i alpha_i log2(1 + SINR_i)``, :func:`l2o_env.rates.weighted_sum_rate_torch`'s formula;
+a test holds the two equal), which :func:`wmmse_run` uses for its stopping rule.
 
 Shapes:
     gain ``(B, K, K)``, noise / pmax / weight / v / a / b ``(B, K)``; every function returns ``(B, K)``.
@@ -24,32 +27,60 @@ Shapes:
 
 from __future__ import annotations
 
-import torch
+import math
 
-from l2o_env.rates import weighted_sum_rate_torch
+import torch
 
 __all__ = ["wmmse_layer", "wmmse_run"]
 
+_LN2 = math.log(2.0)
+# CPU: run wmmse_run in blocks of about this many gain entries per copy (8 MB in float64) so that the
+# block's gain and its transpose stay in the last-level cache; 2-4x faster than one big batch at K = 30.
+_CPU_BLOCK_ENTRIES = 1 << 20
+
+
+def _cross(gain: torch.Tensor) -> torch.Tensor:
+    """The gain matrix with its diagonal (the direct links) set to 0."""
+    k = gain.shape[-1]
+    return gain * (1.0 - torch.eye(k, dtype=gain.dtype, device=gain.device))
+
+
+def _sinr(cross_t, direct, noise, v):
+    """``SINR_i`` of amplitudes ``v`` and ``sigma_i^2 + sum_j g_ij v_j^2`` (u-update's denominator).
+
+    ``cross_t[b, j, i] = g_ij`` for ``j != i`` and 0 on the diagonal (the transposed cross gains, so that
+    the vector-matrix product below runs on a contiguous matrix: much faster than ``bmm`` with a vector).
+    """
+    v2 = v * v
+    signal = direct * v2
+    noise_interf = (noise + (v2.unsqueeze(-2) @ cross_t).squeeze(-2)).clamp_min(torch.finfo(v.dtype).tiny)
+    return signal / noise_interf, noise_interf + signal
+
+
+def _v_update(cross, direct, amp, vmax, weight, v, total, w):
+    """Eq. (8) from ``v^(k-1)``, the u-update's denominator ``total`` and the MMSE weights ``w``."""
+    u = amp * v / total  # eq. (6)
+    coeff = weight * w * u * u
+    # sum_j alpha_j w_j u_j^2 g_ji = (coeff^T cross)_i + alpha_i w_i u_i^2 g_ii
+    denom = (coeff.unsqueeze(-2) @ cross).squeeze(-2) + coeff * direct
+    v_new = weight * w * u * amp / denom.clamp_min(torch.finfo(v.dtype).tiny)
+    return torch.minimum(v_new.clamp_min(0.0), vmax)
+
 
 def wmmse_layer(gain, noise, pmax, weight, v, a=None, b=None):
-    """One WMMSE iteration (eqs. 6-8 of 002; Fig. 2 steps 7-9 of 000). Returns the new ``v``."""
+    """One WMMSE iteration (eqs. 6-8 of 002; Fig. 2 steps 7-9 of 000). Returns the new ``v``.
+
+    Differentiable in every argument (the learned solvers unfold it); ``a``/``b`` default to 1/0.
+    """
     direct = torch.diagonal(gain, dim1=-2, dim2=-1)
-    amp = direct.sqrt()
-    v2 = v * v
-    total = noise + (gain @ v2.unsqueeze(-1)).squeeze(-1)  # sigma_i^2 + sum_j g_ij v_j^2
-    u = amp * v / total
-    mmse = (total - direct * v2) / total  # = 1 - u_i sqrt(g_ii) v_i, without cancellation
-    tiny = torch.finfo(gain.dtype).tiny
-    w = 1.0 / mmse.clamp_min(tiny)
+    cross = _cross(gain)
+    sinr, total = _sinr(cross.transpose(-1, -2), direct, noise, v)
+    w = 1.0 + sinr  # = 1 / MMSE, eq. (7) with a = 1, b = 0
     if a is not None:
         w = a * w
     if b is not None:
         w = w + b
-    # denominator_i = sum_j alpha_j w_j u_j^2 g_ji
-    coeff = weight * w * u * u
-    denom = (gain.transpose(-1, -2) @ coeff.unsqueeze(-1)).squeeze(-1)
-    v_new = weight * w * u * amp / denom.clamp_min(tiny)
-    return torch.minimum(v_new.clamp_min(0.0), pmax.sqrt())
+    return _v_update(cross, direct, direct.sqrt(), pmax.sqrt(), weight, v, total, w)
 
 
 @torch.no_grad()
@@ -57,43 +88,69 @@ def wmmse_run(gain, noise, pmax, weight, v0=None, *, max_iter=100, tol=1e-3, his
     """Run WMMSE per sample until its weighted sum rate changes by less than ``tol`` or ``max_iter``.
 
     Finished samples stop changing (their ``v`` is frozen); the batch shrinks to the active samples
-    as they finish, so a batch costs what its slowest samples cost, not ``B x max_iter``.
+    as they finish, so a batch costs what its slowest samples cost, not ``B x max_iter``. On the CPU the
+    batch runs in cache-sized blocks of samples (same result, faster); on a GPU in one piece.
 
     Args:
         gain, noise, pmax, weight: float tensors, shapes as in the module docstring.
         v0: initial amplitudes ``(B, K)``; default full power ``sqrt(pmax)`` (Fig. 2 / Sec. IV of 000).
         max_iter: iteration cap (authors' code 100; paper 500).
-        tol: stop when ``|WSR_t - WSR_(t-1)| < tol`` (bit/s/Hz; authors' code 1e-3, paper 1e-5).
-        history: also return the WSR after every iteration, ``(max_iter + 1, B)``, NaN after a
-            sample stopped.
+        tol: stop when ``|WSR_t - WSR_(t-1)| < tol`` (bit/s/Hz; authors' code 1e-3, paper 1e-5);
+            ``tol=0`` runs exactly ``max_iter`` iterations.
+        history: also return the WSR after every iteration, ``(max_iter + 1, B)`` (row 0: the start),
+            NaN after a sample stopped.
 
     Returns:
         ``(power (B, K), iterations (B,) int64)`` and, with ``history=True``, the WSR history.
     """
+    bsz, k = gain.shape[0], gain.shape[-1]
     v = pmax.sqrt().clone() if v0 is None else v0.clone()
-    bsz = gain.shape[0]
     iters = torch.zeros(bsz, dtype=torch.int64, device=gain.device)
-    obj = weighted_sum_rate_torch(gain, v * v, noise, weight)
     hist = None
     if history:
         hist = torch.full((max_iter + 1, bsz), float("nan"), dtype=gain.dtype, device=gain.device)
-        hist[0] = obj
-    active = torch.arange(bsz, device=gain.device)
-    g, n, p, wt, vv, ob = gain, noise, pmax, weight, v, obj
-    for t in range(1, max_iter + 1):
-        vv = wmmse_layer(g, n, p, wt, vv)
-        new_obj = weighted_sum_rate_torch(g, vv * vv, n, wt)
-        v[active] = vv
-        iters[active] = t
-        if hist is not None:
-            hist[t, active] = new_obj
-        keep = (new_obj - ob).abs() >= tol
-        ob = new_obj
-        if not bool(keep.all()):
-            if not bool(keep.any()):
-                break
-            idx = keep.nonzero(as_tuple=True)[0]
-            active = active[idx]
-            g, n, p, wt, vv, ob = g[idx], n[idx], p[idx], wt[idx], vv[idx], ob[idx]
+    block = bsz if gain.device.type != "cpu" else max(1, _CPU_BLOCK_ENTRIES // max(1, k * k))
+    for start in range(0, bsz, block):
+        sl = slice(start, min(bsz, start + block))
+        _run_block(gain[sl], noise[sl], pmax[sl], weight[sl], v[sl], iters[sl],
+                   None if hist is None else hist[:, sl], max_iter, tol)
     power = v * v
     return (power, iters, hist) if history else (power, iters)
+
+
+def _run_block(gain, noise, pmax, weight, v, iters, hist, max_iter, tol):
+    """:func:`wmmse_run` on one block; writes ``v``, ``iters`` and ``hist`` (views) in place."""
+    bsz = gain.shape[0]
+    cross = _cross(gain)
+    cross_t = cross.transpose(-1, -2).contiguous()
+    direct = torch.diagonal(gain, dim1=-2, dim2=-1).contiguous()
+    amp, vmax = direct.sqrt(), pmax.sqrt()
+    rows = torch.arange(bsz, device=gain.device)  # block rows of the working set
+    alive = torch.ones(bsz, dtype=torch.bool, device=gain.device)  # working-set rows still iterating
+    vv, prev = v.clone(), None
+    t = 0
+    while True:
+        sinr, total = _sinr(cross_t, direct, noise, vv)
+        obj = (weight * torch.log1p(sinr)).sum(-1) / _LN2  # WSR of vv
+        if hist is not None:
+            hist[t, rows[alive]] = obj[alive]
+        if prev is not None:
+            alive &= (obj - prev).abs() >= tol
+        if t == max_iter or not bool(alive.any()):
+            break
+        n_alive = int(alive.sum())
+        # Shrink the working set once a quarter of it has finished: copying costs about one iteration,
+        # so compacting after every finished sample would cost more than it saves.
+        if n_alive <= 0.75 * alive.numel():
+            idx = alive.nonzero(as_tuple=True)[0]
+            v[rows] = vv
+            rows = rows[idx]
+            cross, cross_t, direct, amp, vmax = cross[idx], cross_t[idx], direct[idx], amp[idx], vmax[idx]
+            noise, weight, vv, sinr, total, obj = noise[idx], weight[idx], vv[idx], sinr[idx], total[idx], obj[idx]
+            alive = torch.ones(n_alive, dtype=torch.bool, device=gain.device)
+        prev = obj
+        t += 1
+        v_new = _v_update(cross, direct, amp, vmax, weight, vv, total, 1.0 + sinr)
+        vv = torch.where(alive.unsqueeze(-1), v_new, vv)
+        iters[rows[alive]] = t
+    v[rows] = vv

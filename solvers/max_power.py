@@ -1,0 +1,34 @@
+"""Every transmitter at full power: the interference-blind baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.base import Solver
+
+__all__ = ["MaxPower"]
+
+
+class MaxPower(Solver):
+    r"""Max power: every link transmits at its budget, ``p_k = P_k`` (the baseline of Sun et al. 2018).
+
+    The simplest reference of Sun et al., "Learning to optimize" (``shared/seeds/000_*.txt``, Sec. V-C,
+    "maximum power allocation") and the starting point of WMMSE (Fig. 2, step 1):
+
+    .. math::
+
+        p_k = P_k, \qquad k = 1, \dots, K
+
+    Optimal when there is no interference (every term of problem (1) increases in its own ``p_k``);
+    far from it in interference-limited networks. Deterministic, stateless, no arguments.
+
+    Shapes:
+        ``act``: ``gain (K, K)``, ``weight``/``noise``/``pmax`` ``(K,)`` -> powers ``(K,)`` (watts);
+        ``act_batch``: the same with a leading ``B`` -> ``(B, K)``.
+    """
+
+    name = "max_power"
+    problems = frozenset({"power"})
+
+    def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.array(obs["pmax"], dtype=np.float64)

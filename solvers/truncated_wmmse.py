@@ -1,0 +1,52 @@
+"""WMMSE stopped after a fixed number of iterations: the truncated baseline of UWMMSE and deep unfolding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from solvers.wmmse import WMMSE, check_positive_int
+
+__all__ = ["TruncatedWMMSE"]
+
+
+class TruncatedWMMSE(WMMSE):
+    r"""Truncated WMMSE (Chowdhury et al. 2021, Sec. IV-A): exactly ``iterations`` WMMSE steps (default 4).
+
+    The baseline that unfolded networks are compared with at equal depth: Chowdhury et al., "Unfolding
+    WMMSE using graph neural networks for efficient power allocation" (``shared/seeds/002_*.txt``,
+    Sec. IV-A, item 2 and Table I, "Tr-WMMSE" with 4 iterations, the depth of UWMMSE); Pellaco et al.
+    (``001_*.txt``) use the same comparison for beamforming. Each iteration is eqs. (6)-(8) of 002 with
+    ``a = 1, b = 0``, i.e. Fig. 2 steps 7-9 of Sun et al. (``000_*.txt``):
+
+    .. math::
+
+        u_i = \frac{\sqrt{g_{ii}} v_i}{\sigma_i^2 + \sum_j g_{ij} v_j^2}                      \qquad (6)
+
+        w_i = \frac{1}{1 - u_i \sqrt{g_{ii}} v_i}                                           \qquad (7)
+
+        v_i = \Big[\frac{\alpha_i w_i u_i \sqrt{g_{ii}}}{\sum_j \alpha_j w_j u_j^2 g_{ji}}\Big]_0^{\sqrt{P_i}}  \qquad (8)
+
+    from full power ``v^0 = \sqrt{P}``, with no convergence test (``tol = 0``), so every sample runs
+    exactly ``iterations`` steps. Same code as :class:`~solvers.wmmse.WMMSE` (``solvers.wmmse_core``).
+
+    Args:
+        iterations: number of WMMSE iterations ``L`` (default 4), >= 1.
+        init, warm_floor, device, dtype: as for :class:`~solvers.wmmse.WMMSE`.
+
+    Shapes:
+        ``act``: ``gain (K, K)``, ``weight``/``noise``/``pmax`` ``(K,)`` -> powers ``(K,)`` (watts);
+        ``act_batch``: the same with a leading ``B`` -> ``(B, K)``.
+    """
+
+    name = "truncated_wmmse"
+
+    def __init__(self, iterations: int = 4, init: str = "full", warm_floor: float = 0.01,
+                 device: Any = "cpu", dtype: Any = torch.float64):
+        iterations = check_positive_int(iterations, "iterations", type(self).__name__)
+        super().__init__(max_iter=iterations, tol=0.0, init=init, warm_floor=warm_floor, device=device, dtype=dtype)
+        self.iterations = iterations
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(iterations={self.iterations}, init={self.init!r}, device={str(self.device)!r})"
