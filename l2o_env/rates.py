@@ -27,10 +27,12 @@ def link_rates(gain: np.ndarray, power: np.ndarray, noise: np.ndarray | float) -
     gain = np.asarray(gain, dtype=np.float64)
     power = np.asarray(power, dtype=np.float64)
     received = gain * power[..., None, :]  # received[i, j] = g_ij p_j
-    signal = np.diagonal(received, axis1=-2, axis2=-1)
-    interference = received.sum(axis=-1) - signal
-    # clip at 0: round-off in (total - signal) can go a hair negative when interference is ~0
-    sinr = signal / (np.asarray(noise, dtype=np.float64) + np.maximum(interference, 0.0))
+    signal = np.diagonal(received, axis1=-2, axis2=-1).copy()
+    # sum the cross terms themselves: (total - signal) loses all precision when SNR > ~1e14
+    idx = np.arange(received.shape[-1])
+    received[..., idx, idx] = 0.0
+    interference = received.sum(axis=-1)
+    sinr = signal / (np.asarray(noise, dtype=np.float64) + interference)
     return np.log2(1.0 + sinr)
 
 
@@ -49,9 +51,12 @@ def link_rates_torch(gain, power, noise):
     """
     import torch
 
+    k = gain.shape[-1]
+    off = 1.0 - torch.eye(k, dtype=gain.dtype, device=gain.device)
     received = gain * power.unsqueeze(-2)
     signal = torch.diagonal(received, dim1=-2, dim2=-1)
-    interference = (received.sum(dim=-1) - signal).clamp_min(0.0)
+    # sum the cross terms themselves (see link_rates); a mask keeps it differentiable and batched
+    interference = (received * off).sum(dim=-1)
     return torch.log2(1.0 + signal / (noise + interference))
 
 
