@@ -55,7 +55,11 @@ def _resolve(name: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(module), attr)
     eps = _entry_points()
     if name in eps:
-        return eps[name].load()
+        try:
+            return eps[name].load()
+        except Exception as exc:  # a broken plugin must say which one it is
+            raise ImportError(f"solver {name!r}: the entry point {eps[name].value!r} (group {ENTRY_POINT_GROUP!r}) "
+                              f"failed to load: {type(exc).__name__}: {exc}") from exc
     close = difflib.get_close_matches(name, available(), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"unknown solver {name!r}.{hint} Available: {', '.join(available())}")
