@@ -40,8 +40,11 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def single_env_rate(env_id: str, steps: int, repeats: int, **kwargs) -> float:
+def single_env_rate(env_id: str, steps: int, repeats: int, unwrapped: bool = False, **kwargs) -> float:
+    """Steps/s of ``gym.make(env_id, **kwargs)`` (``.unwrapped`` if asked) under pre-drawn random actions."""
     env = gym.make(env_id, **kwargs)
+    if unwrapped:
+        env = env.unwrapped
     env.reset(seed=0)
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(min(steps, 1000))]
@@ -110,7 +113,10 @@ def main() -> None:
     print(f"numpy {np.__version__}, gymnasium {gym.__version__}, python {platform.python_version()}\n")
 
     single = single_env_rate("PowerControl-IC-v0", single_steps, args.repeats, num_links=k)
+    single_raw = single_env_rate("PowerControl-IC-v0", single_steps, args.repeats, unwrapped=True, num_links=k)
+    cartpole = single_env_rate("CartPole-v1", single_steps, args.repeats)
     vec = vector_env_rate("PowerControl-IC-v0", args.num_envs, vec_steps, args.repeats, num_links=k)
+    vec_jakes = vector_env_rate("PowerControl-IC-v0", args.num_envs, vec_steps, args.repeats, num_links=k, speed=1.0)
     floor = floor_rate(args.num_envs, k, vec_steps, args.repeats)
 
     print("| measurement | rate | target | met |")
@@ -119,6 +125,10 @@ def main() -> None:
     print(f"| vector env IC K={k}, B={args.num_envs} | {vec:,.0f} slots/s | >= 50 % of floor | {vec >= 0.5 * floor} |")
     print(f"| floor: numpy CN(0,1) draws, {k * k} per slot | {floor:,.0f} slots/s | | |")
     print(f"| vector / floor | {vec / floor:.1%} | >= 50 % | {vec >= 0.5 * floor} |")
+    print(f"| (ref) single env, no Gymnasium wrappers | {single_raw:,.0f} steps/s | | |")
+    print(f"| (ref) vector env with speed=1 m/s (Jakes: CN(0,1) innovations) | {vec_jakes:,.0f} slots/s "
+          f"({vec_jakes / floor:.0%} of floor) | | |")
+    print(f"| (ref) CartPole-v1 via gym.make, same loop | {cartpole:,.0f} steps/s | | |")
 
     if args.all_ids:
         print("\n| env ID (defaults) | single env steps/s | vector env slots/s (B=%d) |" % args.num_envs)

@@ -172,6 +172,7 @@ class PowerControlEnv(gym.Env):
         self._who = f"{self.env_id}.step"
         self._pmax = self.config.pmax
         self._pmax_low = float(self._pmax.min())
+        self._uniform = self.config.weights == "uniform"
         self._noise32 = self.config.noise.astype(np.float32)
         self._pmax32 = self.config.pmax.astype(np.float32)
         self._ready = False
@@ -215,8 +216,10 @@ class PowerControlEnv(gym.Env):
         rates, wsr = sim.rates(feasible[None])
         sim.advance(self.np_random, rates)
         r = rates[0]
-        info = {"rates": r, "sum_rate": float(r.sum()), "clipped": int(clipped)}
-        return self._obs(), float(wsr[0]), False, False, info
+        reward = float(wsr[0])
+        sum_rate = reward if self._uniform else float(r.sum())
+        info = {"rates": r, "sum_rate": sum_rate, "clipped": int(clipped)}
+        return self._obs(), reward, False, False, info
 
 
 class ICPowerControlEnv(PowerControlEnv):
