@@ -1,0 +1,366 @@
+"""UWMMSE: WMMSE unfolded into a few layers whose w-update is modulated by graph neural networks.
+
+Chowdhury, Verma, Swami, Segarra, "Unfolding WMMSE using graph neural networks for efficient power
+allocation" (../shared/seeds/002_a35b85a2c9212329.txt), eqs. (5)-(12), Sec. IV (setup, Table I) and
+Sec. IV-E (robust training over network densities).
+
+Layer ``k = 1..L`` (eqs. 5-8), from ``v^(0) = sqrt(p_max)``; the u/w/v updates are
+:func:`solvers.wmmse_core.wmmse_layer` (the one WMMSE), only ``a`` and ``b`` are learned:
+
+.. math::
+
+    a^{(k)} = \\Psi(H; \\theta_a^{(k)}), \\quad b^{(k)} = \\Psi(H; \\theta_b^{(k)})            \\quad (5)
+
+    u_i = \\frac{h_{ii} v_i}{\\sigma_i^2 + \\sum_j h_{ij}^2 v_j^2}                               \\quad (6)
+
+    w_i = \\frac{a_i}{1 - u_i h_{ii} v_i} + b_i                                                  \\quad (7)
+
+    v_i = \\Big[\\frac{\\alpha_i u_i h_{ii} w_i}{\\sum_j \\alpha_j h_{ji}^2 u_j^2 w_j}\\Big]_0^{\\sqrt{p_{max}}}  \\quad (8)
+
+and ``p = (v^(L))^2``. With ``a = 1, b = 0`` the net is WMMSE truncated to ``L`` iterations.
+``alpha_i`` are the observation's weights (the paper uses 1; the weighted form is WMMSE's own).
+
+``Psi`` is the paper's 2-layer GCN (eqs. 11-12) on the amplitude graph ``H``:
+
+.. math::
+
+    Z = \\mathrm{ReLU}(\\mathrm{diag}(H) Q W_{11} + H Q W_{12} + \\beta_1)                          \\quad (12)
+
+    \\Psi(H) = \\mathrm{sigmoid}(\\mathrm{diag}(H) Z \\omega_{21} + H Z \\omega_{22} + \\beta_2)     \\quad (11)
+
+with node features ``Q = 1`` (paper) or ``Q = [1, w]`` (the link weights, Remark 3:
+``node_features="weight"``); the biases ``beta`` are the authors' code's (initialised to 0.1 + 0.1),
+absent from eqs. (11)-(12) (``bias=False`` drops them). The sigmoid keeps ``a, b`` in ``[0, 1]``.
+
+Graph and index convention. The paper's Sec. IV writes ``H_ij`` for transmitter ``i`` -> receiver ``j``
+(the authors' code builds ``H[i, j] = |t_i - r_j|^-2.2 x Rayleigh``), whereas our ``gain[i, j]`` is
+transmitter ``j`` -> receiver ``i`` (DESIGN.md). The GCN therefore runs on ``H = sqrt(gain)^T``: node
+``i`` aggregates the amplitudes of the links its transmitter interferes with, as in the authors' code.
+
+Input scale (our choice, documented). Amplitudes ``d^-2.2`` span many decades across layouts and
+densities, while WMMSE itself is invariant to a global gain scale at low noise. The GCN sees
+``H / s`` with ``s`` per sample (``input_scale``): ``"mean_diag"`` (default) the mean direct amplitude
+``mean_i h_ii``, ``"max"`` the largest amplitude, ``"none"`` raw amplitudes (the authors' code). Both
+scaled versions make ``a, b`` invariant to multiplying every gain by a constant.
+
+Not in this implementation: the authors' code also learns a scalar ``mu`` per layer added to the
+denominator of (8); the paper's equations do not have it and :func:`wmmse_layer` is kept as the one
+WMMSE, so we leave it out.
+
+Shapes:
+    gain ``(B, K, K)``; weight, noise, pmax ``(B, K)``  ->  powers ``(B, K)`` in watts. Any ``K``: the
+    GCN weights do not depend on the number of links (the net is permutation equivariant, Prop. 1-2).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from l2o_env.rates import weighted_sum_rate_torch
+from solvers.learned import LearnedSolver, to_torch
+from solvers.wmmse_core import wmmse_layer
+
+__all__ = ["UWMMSE", "UWMMSEConfig", "GCNBank", "UWMMSENet"]
+
+_INPUT_SCALES = ("mean_diag", "max", "none")
+_NODE_FEATURES = ("ones", "weight")
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass
+class UWMMSEConfig:
+    """Hyper-parameters of UWMMSE; defaults are the paper's (Sec. IV) unless marked "code" or "ours".
+
+    Attributes:
+        num_layers: unfolded WMMSE layers ``L`` (Sec. IV: 4).
+        hidden: GCN hidden features ``F`` (Sec. IV: 4; the authors' code: 5).
+        bias: GCN biases, initialised to 0.1 per term (code; eqs. 11-12 have none).
+        node_features: ``"ones"`` (Sec. IV) or ``"weight"`` (``Q = [1, w]``, Remark 3).
+        input_scale: what the amplitude graph is divided by before the GCN (ours, see module docstring):
+            ``"mean_diag"``, ``"max"`` or ``"none"``.
+        dtype: ``"float64"`` (authors' code) or ``"float32"``.
+        lr: Adam learning rate (Sec. IV: 1e-3).
+        batch_size: channel samples per step (Sec. IV: 64).
+        steps: training steps (Sec. IV: 10,000; the authors' code runs up to 20 epochs of 10,000).
+        grad_clip: global gradient-norm clip (code: 5.0); ``0`` disables it.
+        val_size: samples in the fixed validation batch (ours).
+        val_every: steps between validations (ours).
+        patience: early stopping after this many validations without a new best (ours; ``0`` = never).
+    """
+
+    num_layers: int = 4
+    hidden: int = 4
+    bias: bool = True
+    node_features: str = "ones"
+    input_scale: str = "mean_diag"
+    dtype: str = "float64"
+    lr: float = 1e-3
+    batch_size: int = 64
+    steps: int = 10_000
+    grad_clip: float = 5.0
+    val_size: int = 1024
+    val_every: int = 250
+    patience: int = 20
+
+    def __post_init__(self):
+        for name in ("num_layers", "hidden", "batch_size", "steps", "val_size", "val_every"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"UWMMSEConfig: {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.patience, (int, np.integer)) or self.patience < 0:
+            raise ValueError(f"UWMMSEConfig: patience must be an integer >= 0, got {self.patience!r}")
+        if self.node_features not in _NODE_FEATURES:
+            raise ValueError(f"UWMMSEConfig: node_features must be one of {_NODE_FEATURES}, got {self.node_features!r}")
+        if self.input_scale not in _INPUT_SCALES:
+            raise ValueError(f"UWMMSEConfig: input_scale must be one of {_INPUT_SCALES}, got {self.input_scale!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"UWMMSEConfig: dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"UWMMSEConfig: lr must be a positive number, got {self.lr!r}")
+        if not (self.grad_clip >= 0):
+            raise ValueError(f"UWMMSEConfig: grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
+
+
+class GCNBank(nn.Module):
+    """``G`` independent 2-layer GCNs of eqs. (11)-(12), evaluated together (one matmul per layer).
+
+    All ``2 L`` coefficient maps of UWMMSE read the same graph, so they are batched along a GCN axis
+    instead of looping over ``2 L`` modules.
+
+    Args:
+        num_gcns: ``G`` (``2 L``: ``a`` and ``b`` of every layer).
+        in_features: node features ``F'`` (1 for ``Q = 1``).
+        hidden: hidden features ``F``.
+        bias: add the biases of the authors' code.
+
+    Shapes:
+        graph ``(B, K, K)`` (paper's ``H``, row = transmitter), diag ``(B, K)``, features ``(B, K, F')``
+        -> ``(B, G, K)`` in ``(0, 1)``.
+    """
+
+    def __init__(self, num_gcns: int, in_features: int, hidden: int, bias: bool = True):
+        super().__init__()
+        self.num_gcns, self.in_features, self.hidden = num_gcns, in_features, hidden
+        # first layer: one (F', G*F) matrix per term, so both terms are single matmuls
+        self.w11 = nn.Parameter(torch.empty(in_features, num_gcns * hidden))
+        self.w12 = nn.Parameter(torch.empty(in_features, num_gcns * hidden))
+        self.w21 = nn.Parameter(torch.empty(num_gcns, hidden))
+        self.w22 = nn.Parameter(torch.empty(num_gcns, hidden))
+        if bias:
+            self.b1 = nn.Parameter(torch.empty(num_gcns * hidden))
+            self.b2 = nn.Parameter(torch.empty(num_gcns))
+        else:
+            self.register_parameter("b1", None)
+            self.register_parameter("b2", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform weights per GCN (fan-in/out of that GCN's matrices), biases 0.2 (code: 0.1 + 0.1)."""
+        f_in, f = self.in_features, self.hidden
+        with torch.no_grad():
+            lim1 = math.sqrt(6.0 / (f_in + f))
+            lim2 = math.sqrt(6.0 / (f + 1))
+            self.w11.uniform_(-lim1, lim1)
+            self.w12.uniform_(-lim1, lim1)
+            self.w21.uniform_(-lim2, lim2)
+            self.w22.uniform_(-lim2, lim2)
+            if self.b1 is not None:
+                self.b1.fill_(0.2)
+                self.b2.fill_(0.2)
+
+    def forward(self, graph: torch.Tensor, diag: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        bsz, k = diag.shape
+        g, f = self.num_gcns, self.hidden
+        # (12): Z = ReLU(diag(H) Q W11 + H Q W12 + b1), all G GCNs side by side in the last axis
+        z = diag.unsqueeze(-1) * (features @ self.w11) + graph @ (features @ self.w12)
+        if self.b1 is not None:
+            z = z + self.b1
+        z = torch.relu(z).view(bsz, k, g, f)
+        # (11): Psi = sigmoid(diag(H) Z w21 + H Z w22 + b2), per GCN
+        self_term = torch.einsum("bkgf,gf->bkg", z, self.w21) * diag.unsqueeze(-1)
+        neigh = graph @ torch.einsum("bkgf,gf->bkg", z, self.w22)
+        out = self_term + neigh
+        if self.b2 is not None:
+            out = out + self.b2
+        return torch.sigmoid(out).transpose(1, 2)
+
+
+class UWMMSENet(nn.Module):
+    """The unfolded network: GCN coefficients (eq. 5) then ``L`` calls of :func:`wmmse_layer` (eqs. 6-8).
+
+    Shapes:
+        gain ``(B, K, K)``; noise, pmax, weight ``(B, K)``  ->  power ``(B, K)``.
+    """
+
+    def __init__(self, config: UWMMSEConfig):
+        super().__init__()
+        self.num_layers = config.num_layers
+        self.input_scale = config.input_scale
+        self.node_features = config.node_features
+        in_features = 1 if config.node_features == "ones" else 2
+        self.gcn = GCNBank(2 * config.num_layers, in_features, config.hidden, config.bias)
+
+    def coefficients(self, gain, weight) -> tuple[torch.Tensor, torch.Tensor]:
+        """``a, b`` of every layer, each ``(B, L, K)`` (eq. 5)."""
+        # paper's H (row = transmitter) is the transpose of our amplitude matrix (row = receiver)
+        graph = gain.clamp_min(0.0).sqrt().transpose(-1, -2)
+        diag = torch.diagonal(graph, dim1=-2, dim2=-1)
+        if self.input_scale != "none":
+            if self.input_scale == "mean_diag":
+                scale = diag.mean(dim=-1)
+            else:
+                scale = graph.flatten(1).amax(dim=-1)
+            scale = scale.clamp_min(torch.finfo(gain.dtype).tiny)[:, None]
+            diag = diag / scale
+            graph = graph / scale[..., None]
+        ones = torch.ones_like(diag).unsqueeze(-1)
+        features = ones if self.node_features == "ones" else torch.cat([ones, weight.unsqueeze(-1)], dim=-1)
+        coeff = self.gcn(graph, diag, features)
+        return coeff[:, 0::2], coeff[:, 1::2]
+
+    def unfold(self, gain, noise, pmax, weight, a, b) -> torch.Tensor:
+        """Eqs. (6)-(8) for ``L`` layers from ``v0 = sqrt(pmax)`` with given ``a, b (B, L, K)``; returns power."""
+        v = pmax.sqrt()
+        for k in range(self.num_layers):
+            v = wmmse_layer(gain, noise, pmax, weight, v, a=a[:, k], b=b[:, k])
+        return v * v
+
+    def forward(self, gain, noise, pmax, weight) -> torch.Tensor:
+        a, b = self.coefficients(gain, weight)
+        return self.unfold(gain, noise, pmax, weight, a, b)
+
+
+class UWMMSE(LearnedSolver):
+    """Unfolded WMMSE with GCN-learned w-update (Chowdhury et al., seed 002); see the module docstring.
+
+    Args:
+        config: :class:`UWMMSEConfig`, or its fields as keyword arguments (``num_layers=4``, ...).
+        pretrained: ``True`` loads ``solvers/checkpoints/uwmmse.pt`` (the robust model: ad hoc networks,
+            20 links, random layouts and densities); a tag loads ``uwmmse-<tag>.pt``.
+        checkpoint: path of a checkpoint written by :meth:`save`.
+        device: torch device.
+
+    Example:
+        >>> import solvers
+        >>> s = solvers.make("uwmmse", pretrained=True)   # doctest: +SKIP
+        >>> p = s.act_batch(obs)                          # (B, K) watts   # doctest: +SKIP
+    """
+
+    name = "uwmmse"
+    problems = frozenset({"power"})
+    Config = UWMMSEConfig
+
+    def build(self) -> nn.Module:
+        return UWMMSENet(self.config).to(_DTYPES[self.config.dtype])
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(obs["gain"], obs["noise"], obs["pmax"], obs["weight"])
+
+    def coefficients(self, obs: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The learned ``a, b`` (each ``(B, L, K)``) of a batched observation (Sec. IV-D's analysis)."""
+        t = to_torch(obs, dtype=self.dtype, device=self.device)
+        with torch.no_grad():
+            a, b = self.model.coefficients(t["gain"], t["weight"])
+        return a.cpu().double().numpy(), b.cpu().double().numpy()
+
+    def fit(self, sampler: Callable[[int], Mapping[str, np.ndarray]], *, steps: int | None = None, seed: int = 0,
+            progress: bool = True, validation: Mapping[str, np.ndarray] | None = None,
+            callback: Callable[[int, dict], Any] | None = None) -> dict:
+        """Unsupervised training: minimise minus the mean weighted sum rate (eq. 9) with Adam.
+
+        Args:
+            sampler: ``sampler(batch) -> dict`` of batched float64 observation arrays, fresh on every
+                call (e.g. :class:`l2o_env.data.ObservationSampler`; for the robust variant of Sec. IV-E,
+                one that draws a random density per call). Its ``env_id`` / ``env_kwargs`` attributes,
+                when present, are recorded in :attr:`meta`.
+            steps: training steps (default ``config.steps``).
+            seed: seeds torch (the sampler carries its own seed).
+            progress: show a tqdm bar (stderr) with the loss and the validation ratio to WMMSE.
+            validation: a fixed batched observation to validate on; default ``sampler(config.val_size)``.
+            callback: ``callback(step, info)`` after each validation; returning ``True`` stops training.
+
+        Returns:
+            history dict: ``step``, ``loss`` (per step), ``val_step``, ``val_ratio``, ``best_val_ratio``,
+            ``best_step``, ``wall_time`` (s), ``stopped_early``.
+
+        The weights with the best validation ratio (ratio of mean WSRs to WMMSE's,
+        :meth:`LearnedSolver.ratio_to_wmmse`) are kept; training stops after ``config.patience``
+        validations without improvement.
+        """
+        cfg = self.config
+        steps = cfg.steps if steps is None else steps
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"UWMMSE.fit: steps must be an integer >= 0, got {steps!r}")
+        if not callable(sampler):
+            raise TypeError(f"UWMMSE.fit: sampler must be callable as sampler(batch) -> dict, got {type(sampler).__name__}")
+        torch.manual_seed(seed)
+        if validation is None:
+            validation = sampler(cfg.val_size)
+        from tqdm.auto import tqdm
+
+        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        hist: dict[str, Any] = {"step": [], "loss": [], "val_step": [], "val_ratio": []}
+        start = time.perf_counter()
+        best_ratio = self.ratio_to_wmmse(validation)
+        best_state = copy.deepcopy(self.model.state_dict())
+        best_step, since_best, stopped = 0, 0, False
+        hist["val_step"].append(0)
+        hist["val_ratio"].append(best_ratio)
+        bar = tqdm(total=steps, desc="uwmmse", disable=not progress, file=sys.stderr, leave=False)
+        for step in range(1, steps + 1):
+            self.model.train()
+            t = to_torch(sampler(cfg.batch_size), dtype=self.dtype, device=self.device)
+            power = self.forward(t)
+            loss = -weighted_sum_rate_torch(t["gain"], power, t["noise"], t["weight"]).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            hist["step"].append(step)
+            loss_value = loss.item()
+            hist["loss"].append(loss_value)
+            bar.update(1)
+            if step % cfg.val_every == 0 or step == steps:
+                ratio = self.ratio_to_wmmse(validation)
+                hist["val_step"].append(step)
+                hist["val_ratio"].append(ratio)
+                if ratio > best_ratio:
+                    best_ratio, best_step, since_best = ratio, step, 0
+                    best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    since_best += 1
+                bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{ratio:.4f}", best=f"{best_ratio:.4f}")
+                info = {"loss": loss_value, "val_ratio": ratio, "best_val_ratio": best_ratio}
+                if callback is not None and callback(step, info) is True:
+                    stopped = True
+                    break
+                if cfg.patience and since_best >= cfg.patience:
+                    stopped = True
+                    break
+        bar.close()
+        self.model.load_state_dict(best_state)
+        self.model.eval()
+        wall = time.perf_counter() - start
+        hist.update(best_val_ratio=best_ratio, best_step=best_step, wall_time=wall, stopped_early=stopped)
+        self.meta.update({
+            "env_id": getattr(sampler, "env_id", self.meta.get("env_id")),
+            "env_kwargs": getattr(sampler, "env_kwargs", self.meta.get("env_kwargs")),
+            "train_steps": int(hist["step"][-1]) if hist["step"] else 0,
+            "best_step": best_step,
+            "val_ratio_to_wmmse": best_ratio,
+            "seed": seed,
+            "config": dataclasses.asdict(cfg),
+        })
+        return hist

@@ -1,0 +1,233 @@
+"""UWMMSE (solvers/uwmmse.py): reduction to truncated WMMSE, equivariance, persistence, training.
+
+The ad hoc networks here come from a few lines of the paper's model (002, Sec. IV) so the fast tests
+do not depend on the env package; the slow tests use :class:`l2o_env.data.ObservationSampler`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import solvers
+from l2o_env.rates import weighted_sum_rate
+from solvers.learned import to_torch
+from solvers.uwmmse import UWMMSE, UWMMSEConfig
+from solvers.wmmse_core import wmmse_run
+
+NOISE = 2.6e-5 ** 2  # paper 002 Sec. IV, low-noise regime
+
+
+def adhoc_obs(rng, batch, k=20, weights=False, layout=None):
+    """Paper 002 Sec. IV ad hoc networks: gain[b, i, j] = (|r_i - t_j|^-2.2 Rayleigh)^2."""
+    if layout is None:
+        tx = rng.uniform(-k, k, (batch, k, 2))
+        rx = tx + rng.uniform(-k / 4, k / 4, (batch, k, 2))
+    else:
+        tx, rx = (np.repeat(a, batch, axis=0) for a in layout)
+    d = np.linalg.norm(rx[:, :, None, :] - tx[:, None, :, :], axis=-1)
+    gain = (d ** -2.2 * rng.rayleigh(1.0, (batch, k, k))) ** 2
+    weight = rng.uniform(0.5, 1.5, (batch, k)) if weights else np.ones((batch, k))
+    return {"gain": gain, "weight": weight, "noise": np.full((batch, k), NOISE),
+            "pmax": rng.uniform(0.5, 2.0, (batch, k)) if weights else np.ones((batch, k))}
+
+
+@pytest.fixture(scope="module")
+def obs():
+    return adhoc_obs(np.random.default_rng(0), 16, weights=True)
+
+
+def test_registry_builds_uwmmse():
+    s = solvers.make("uwmmse", hidden=3)
+    assert isinstance(s, UWMMSE) and s.config.hidden == 3
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_unit_coefficients_give_truncated_wmmse(weights):
+    """Eq. (7) with a = 1, b = 0 is the WMMSE w-update: the net is WMMSE stopped after L iterations."""
+    o = adhoc_obs(np.random.default_rng(1), 32, weights=weights)
+    t = to_torch(o, dtype=torch.float64)
+    for layers in (1, 4):
+        s = UWMMSE(num_layers=layers)
+        ones = torch.ones(32, layers, 20, dtype=torch.float64)
+        mine = s.model.unfold(t["gain"], t["noise"], t["pmax"], t["weight"], ones, torch.zeros_like(ones))
+        ref, _ = wmmse_run(t["gain"], t["noise"], t["pmax"], t["weight"], max_iter=layers, tol=0.0)
+        torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-15)  # identical math; BLAS may round differently
+
+
+def test_act_batch_runs_through_the_unfolded_wmmse(obs, monkeypatch):
+    """The solver path (act_batch -> forward -> coefficients -> unfold) with a = 1, b = 0 is truncated WMMSE."""
+    s = UWMMSE()
+
+    def unit(gain, weight):
+        shape = (gain.shape[0], s.config.num_layers, gain.shape[-1])
+        return torch.ones(shape, dtype=gain.dtype), torch.zeros(shape, dtype=gain.dtype)
+
+    monkeypatch.setattr(s.model, "coefficients", unit)
+    t = to_torch(obs, dtype=torch.float64)
+    ref, _ = wmmse_run(t["gain"], t["noise"], t["pmax"], t["weight"], max_iter=4, tol=0.0)
+    np.testing.assert_allclose(s.act_batch(obs), ref.numpy(), rtol=1e-12, atol=0)
+
+
+def test_shapes_feasibility_and_any_size(obs):
+    s = UWMMSE()
+    p = s.act_batch(obs)
+    assert p.shape == (16, 20) and p.dtype == np.float64
+    assert np.all(p >= 0) and np.all(p <= obs["pmax"] + 1e-12)
+    one = s.act({k: v[3] for k, v in obs.items()})
+    np.testing.assert_allclose(one, p[3], rtol=1e-12)
+    # graph-based: the same weights serve any number of links
+    small = adhoc_obs(np.random.default_rng(2), 4, k=7)
+    assert s.act_batch(small).shape == (4, 7)
+    a, b = s.coefficients(obs)
+    assert a.shape == b.shape == (16, 4, 20)
+    assert np.all((a >= 0) & (a <= 1)) and np.all((b >= 0) & (b <= 1))  # sigmoid range (may round to 0 or 1)
+
+
+@pytest.mark.parametrize("node_features", ["ones", "weight"])
+def test_permutation_equivariance(obs, node_features):
+    s = UWMMSE(node_features=node_features)
+    perm = np.random.default_rng(3).permutation(20)
+    permuted = {"gain": obs["gain"][:, perm][:, :, perm], **{k: obs[k][:, perm] for k in ("weight", "noise", "pmax")}}
+    np.testing.assert_allclose(s.act_batch(permuted), s.act_batch(obs)[:, perm], rtol=1e-10, atol=1e-14)
+
+
+def test_gcn_input_is_invariant_to_a_global_gain_scale(obs):
+    s = UWMMSE()  # input_scale="mean_diag"
+    a, b = s.coefficients(obs)
+    a2, b2 = s.coefficients({**obs, "gain": obs["gain"] * 1e6})
+    np.testing.assert_allclose(a2, a, rtol=1e-10)
+    np.testing.assert_allclose(b2, b, rtol=1e-10)
+    raw = UWMMSE(input_scale="none")
+    assert not np.allclose(raw.coefficients({**obs, "gain": obs["gain"] * 1e6})[0], raw.coefficients(obs)[0])
+
+
+def test_float32_option(obs):
+    s = UWMMSE(dtype="float32")
+    assert s.dtype == torch.float32
+    p = s.act_batch(obs)
+    assert p.shape == (16, 20) and np.all(np.isfinite(p))
+
+
+@pytest.mark.parametrize("bad", [{"node_features": "xyz"}, {"input_scale": "median"}, {"dtype": "half"},
+                                 {"num_layers": 0}, {"lr": -1.0}, {"patience": -1}])
+def test_bad_config_is_rejected(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        UWMMSE(**bad)
+
+
+def test_unknown_keyword_names_the_allowed_fields():
+    with pytest.raises(TypeError, match="num_layers"):
+        UWMMSE(layers=3)
+
+
+def test_save_load_round_trip(tmp_path, obs):
+    s = UWMMSE(hidden=3, node_features="weight")
+    with torch.no_grad():  # make the weights differ from a fresh init
+        for p in s.model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    s.meta = {"env_id": "PowerControl-AdHoc-v0", "val_ratio_to_wmmse": 0.99}
+    path = s.save(tmp_path / "u.pt")
+    back = UWMMSE.load(path)
+    assert back.config == s.config and back.meta["env_id"] == "PowerControl-AdHoc-v0"
+    np.testing.assert_array_equal(back.act_batch(obs), s.act_batch(obs))
+    again = UWMMSE(checkpoint=path)
+    np.testing.assert_array_equal(again.act_batch(obs), s.act_batch(obs))
+
+
+def test_corrupt_and_mismatched_files_fail_clearly(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        UWMMSE.load(bad)
+    s = UWMMSE()
+    payload = torch.load(s.save(tmp_path / "u.pt"), weights_only=True)
+    payload["config"] = {**payload["config"], "hidden": 7}
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="do not match"):
+        UWMMSE.load(tmp_path / "mismatch.pt")
+    payload["solver"] = "mlp"
+    torch.save(payload, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="'mlp'"):
+        UWMMSE.load(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        UWMMSE.load(tmp_path / "missing.pt")
+
+
+def test_a_few_training_steps_raise_the_sum_rate():
+    rng = np.random.default_rng(4)
+    layout = (rng.uniform(-20, 20, (1, 20, 2)),)
+    layout = (layout[0], layout[0] + rng.uniform(-5, 5, (1, 20, 2)))
+    sampler = lambda batch: adhoc_obs(rng, batch, layout=layout)  # noqa: E731
+    val = adhoc_obs(np.random.default_rng(5), 256, layout=layout)
+    s = UWMMSE(lr=1e-2, val_every=20, val_size=64)
+    before = s.ratio_to_wmmse(val)
+    hist = s.fit(sampler, steps=40, seed=0, progress=False, validation=val)
+    assert len(hist["loss"]) == 40 and hist["val_step"] == [0, 20, 40]
+    after = s.ratio_to_wmmse(val)
+    assert after > before + 1e-3, (before, after)
+    assert after == pytest.approx(hist["best_val_ratio"])
+    assert s.meta["train_steps"] == 40 and s.meta["val_ratio_to_wmmse"] == pytest.approx(after)
+
+
+def test_fit_rejects_bad_arguments():
+    s = UWMMSE()
+    with pytest.raises(TypeError, match="sampler"):
+        s.fit(None, steps=1, progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        s.fit(lambda b: adhoc_obs(np.random.default_rng(0), b), steps=-1, progress=False)
+
+
+def test_callback_can_stop_training():
+    rng = np.random.default_rng(6)
+    sampler = lambda batch: adhoc_obs(rng, batch)  # noqa: E731
+    s = UWMMSE(val_every=5, val_size=32)
+    seen = []
+    hist = s.fit(sampler, steps=50, progress=False, callback=lambda step, info: seen.append(step) or True)
+    assert seen == [5] and hist["stopped_early"] and len(hist["loss"]) == 5
+
+
+# --- slow: the shipped checkpoint on fresh samples (targets of the brief) --------------------------
+def _env_sampler(**kwargs):
+    data = pytest.importorskip("l2o_env.data")
+    return data.ObservationSampler("PowerControl-AdHoc-v0", **kwargs)
+
+
+@pytest.mark.slow
+def test_shipped_checkpoint_reaches_97_percent_on_random_layouts():
+    s = UWMMSE(pretrained=True)
+    obs = _env_sampler(seed=12345, num_links=20, topology="random", density=1.0)(2000)
+    assert s.ratio_to_wmmse(obs) >= 0.97
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factor", [0.5, 1.0, 2.0, 5.0])
+def test_shipped_checkpoint_beats_truncated_wmmse_at_every_density(factor):
+    s = UWMMSE(pretrained=True)
+    obs = _env_sampler(seed=777, num_links=20, topology="random", density=factor ** 2)(1000)
+    t = to_torch(obs, dtype=torch.float64)
+    trunc, _ = wmmse_run(t["gain"], t["noise"], t["pmax"], t["weight"], max_iter=4, tol=0.0)
+    mine = weighted_sum_rate(obs["gain"], s.act_batch(obs), obs["noise"], obs["weight"]).mean()
+    theirs = weighted_sum_rate(obs["gain"], trunc.numpy(), obs["noise"], obs["weight"]).mean()
+    assert mine > theirs
+
+
+@pytest.mark.slow
+def test_training_on_a_fixed_topology_matches_wmmse():
+    """Sec. IV / Table I: trained on one layout, UWMMSE reaches WMMSE (paper 100.3 %)."""
+    torch.set_num_threads(1)
+    kwargs = dict(num_links=20, topology="fixed", density=1.0)
+    s = UWMMSE()
+    s.fit(_env_sampler(seed=0, **kwargs), seed=0, progress=False)
+    test = _env_sampler(seed=0, **kwargs)
+    test(64)  # not the training stream: fresh fading on the same layout
+    assert s.ratio_to_wmmse(test(2000)) >= 1.0
+
+
+def test_config_is_a_dataclass_with_paper_defaults():
+    cfg = UWMMSEConfig()
+    assert (cfg.num_layers, cfg.hidden, cfg.lr, cfg.batch_size, cfg.steps, cfg.grad_clip) == (4, 4, 1e-3, 64, 10_000, 5.0)
+    assert dataclasses.asdict(cfg)["node_features"] == "ones"
