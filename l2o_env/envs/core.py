@@ -275,10 +275,9 @@ def check_action(action: Any, shape: tuple[int, ...], who: str) -> np.ndarray:
 def clip_power(power: np.ndarray, pmax: np.ndarray, pmax_low: float) -> tuple[np.ndarray, np.ndarray]:
     """Clip ``power (..., K)`` into ``[0, pmax]``; returns the feasible powers and the number of clipped
     entries per row (``(...)`` ints). ``pmax_low``: the smallest entry of ``pmax``."""
-    lo, hi = power.min(), power.max()
-    if lo >= 0.0 and hi <= pmax_low:
+    if power.min() >= 0.0 and power.max() <= pmax_low:
         # the common case (a policy that respects the Box) costs two reductions and no copy
-        return power, np.zeros(power.shape[:-1], dtype=np.int64)
+        return power, (0 if power.ndim == 1 else np.zeros(power.shape[:-1], dtype=np.int64))
     feasible = np.minimum(np.maximum(power, 0.0), pmax)
     return feasible, np.count_nonzero(feasible != power, axis=-1)
 
@@ -294,8 +293,9 @@ class BatchSim:
         steps: ``(B,)`` slots since each network's last reset.
     """
 
-    def __init__(self, config: EnvConfig, batch: int):
+    def __init__(self, config: EnvConfig, batch: int, count_steps: bool = True):
         self.config = config
+        self._count_steps = count_steps  # the single env leaves episode length to TimeLimit
         self.batch = int(batch)
         self.model = config.model
         self._k = config.num_links
@@ -403,7 +403,8 @@ class BatchSim:
             self.avg_rate = (1.0 - beta) * self.avg_rate + beta * rates
             self.weight = self._pf_weights()
         model = self.model
-        self.steps += 1
+        if self._count_steps:
+            self.steps += 1
         if self._gain_only:
             self.gain = self._f32(model.sample(rng, self.batch))
             return

@@ -167,7 +167,7 @@ class PowerControlEnv(gym.Env):
         self.render_mode = None
         self.observation_space = single_observation_space(self.config)
         self.action_space = single_action_space(self.config)
-        self._sim = BatchSim(self.config, 1)
+        self._sim = BatchSim(self.config, 1, count_steps=False)
         self._shape = (self.num_links,)
         self._who = f"{self.env_id}.step"
         self._pmax = self.config.pmax
