@@ -190,14 +190,15 @@ def _cmd_eval(args) -> int:
                           seed=args.seed, sweep=parse_sweep(args.sweep),
                           solver_kwargs=parse_solver_kwargs(args.solver_kwargs),
                           episode_length=args.episode_length, progress=progress)
+    # files first: a closed stdout (`| head`) must not cost the results
+    written = list(result.save(out)) if out is not None else []
+    if plot is not None:
+        written.append(result.plot(plot))
     print(result.table())
     if result.config.get("reference_added"):
         print("(wmmse was not among --solvers: it was added as the reference of the ratio)")
-    if out is not None:
-        json_path, csv_path = result.save(out)
-        print(f"wrote {json_path} and {csv_path}")
-    if plot is not None:
-        print(f"wrote {result.plot(plot)}")
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -274,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = " ".join(str(exc).split())  # one line, whatever the message held
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `l2o eval ... | head`: the reader left; say nothing more
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+        return 141
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -114,3 +114,12 @@ def test_train_saves_a_checkpoint_that_eval_loads(tmp_path, capsys):
                  "--no-progress"]) == 0
     solvers = json.loads(res.read_text())["config"]["solvers"]
     assert solvers[0]["kwargs"] == {"checkpoint": str(ckpt)}
+
+
+def test_list_survives_a_solver_that_cannot_be_imported(capsys, monkeypatch):
+    from solvers import registry
+
+    monkeypatch.setitem(registry._BUILTIN, "broken_plugin", "solvers.no_such_module:Nothing")
+    assert main(["list"]) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if "broken_plugin" in l]
+    assert len(line) == 1 and "cannot be imported" in line[0] and "no_such_module" in line[0]

@@ -440,6 +440,7 @@ def evaluate(
     config = {
         "env_id": env_id,
         "env_kwargs": jsonable(env_kwargs),
+        "scenario_defaults": _scenario_defaults(env_id),
         "seed": int(seed),
         "slots": int(slots),
         "episodes": int(chunks * math.ceil(episodes / chunks)),
@@ -455,6 +456,16 @@ def evaluate(
         **_versions(),
     }
     return EvaluationResult(rows=rows, config=config, per_slot_sum_rate=per_slot)
+
+
+def _scenario_defaults(env_id: str) -> dict:
+    """The keyword defaults the scenario table gives ``env_id`` (shown next to the user's keywords)."""
+    try:
+        from l2o_env.scenarios import SCENARIOS
+
+        return jsonable(dict(SCENARIOS[env_id].defaults))
+    except (ImportError, KeyError):  # a third-party env outside the scenario table
+        return {}
 
 
 def _versions() -> dict[str, str]:

@@ -25,15 +25,22 @@ def _figure():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.4), dpi=150)
+    fig = Figure(figsize=(7.6, 4.4), dpi=150)
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot(1, 1, 1)
 
 
 def _title(result) -> str:
     cfg = result.config
-    kw = ", ".join(f"{k}={v}" for k, v in (cfg.get("env_kwargs") or {}).items())
+    kw = ", ".join(f"{k}={v}" for k, v in _shown_kwargs(cfg).items())
     return f"{cfg['env_id']}{f' ({kw})' if kw else ''}\n{cfg['slots']} slots per point, seed {cfg['seed']}"
+
+
+def _shown_kwargs(cfg) -> dict:
+    """The scenario's defaults overridden by the user's keywords, without the swept knob."""
+    knob = (cfg.get("sweep") or {}).get("knob")
+    merged = {**(cfg.get("scenario_defaults") or {}), **(cfg.get("env_kwargs") or {})}
+    return {k: v for k, v in merged.items() if k != knob}
 
 
 def _numeric(values: list[Any]) -> bool:
@@ -68,7 +75,8 @@ def plot_sweep(result, ax) -> None:
     ax.set_xlabel(f"{sweep.get('label', sweep['knob'])} ({unit})" if unit else sweep.get("label", sweep["knob"]))
     ax.set_ylabel("ratio to WMMSE (mean weighted sum rate)")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    # outside the axes: inside, it would sit on the WMMSE line or on the curves near 1.0
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0.0)
 
 
 def plot_cdf(result, ax) -> None:

@@ -118,8 +118,10 @@ class EvaluationResult:
         def fmt(cells):
             return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
+        from l2o_env.evaluation.plots import _shown_kwargs
+
         cfg = self.config
-        kw = ", ".join(f"{k}={v}" for k, v in (cfg.get("env_kwargs") or {}).items())
+        kw = ", ".join(f"{k}={v}" for k, v in _shown_kwargs(cfg).items())
         title = (f"{cfg['env_id']}({kw})  seed={cfg['seed']}  {cfg['episodes']} episode(s) x {cfg['episode_length']} "
                  f"step(s) per point; rates in bit/s/Hz")
         rule = "-" * max(len(fmt(header)), 20)
