@@ -99,6 +99,16 @@ def test_same_seed_same_table_other_seed_other_table():
     assert a.row("fraction")["mean_wsr"] != c.row("fraction")["mean_wsr"]
 
 
+def test_randomised_solvers_get_the_evaluation_seed():
+    a = evaluate(["random_power"], IC, {"num_links": 5}, slots=40, seed=11)
+    b = evaluate(["random_power"], IC, {"num_links": 5}, slots=40, seed=11)
+    assert a.row("random_power")["mean_wsr"] == b.row("random_power")["mean_wsr"]
+    assert a.config["solvers"][0]["kwargs"] == {"seed": 11}
+    c = evaluate(["random_power"], IC, {"num_links": 5}, slots=40, seed=11, solver_kwargs={"random_power": {"seed": 3}})
+    assert c.config["solvers"][0]["kwargs"] == {"seed": 3}
+    assert c.row("random_power")["mean_wsr"] != a.row("random_power")["mean_wsr"]
+
+
 def test_max_power_below_wmmse_on_the_ic_and_reference_added():
     res = evaluate(["max_power"], IC, {"num_links": 10}, slots=200, seed=0)
     assert res.solvers == ["max_power", "wmmse"]

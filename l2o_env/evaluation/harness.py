@@ -26,7 +26,10 @@ The env is reset with the same ``seed`` at every sweep point. When the weights d
 (``weights="proportional_fair"``) replay is impossible; there every solver steps its own env built with
 the same seed (``mode="live"``); the channels are still identical because the env's random draws do
 not depend on the actions. Solvers that keep state across slots get ``reset()`` at every episode start
-(all ``B`` parallel episodes start together).
+(all ``B`` parallel episodes start together). Randomised solvers whose constructor takes ``seed``
+(``random_power``) get ``seed=seed`` unless one is given, so that the same seed gives the same table
+(the seed is recorded with their kwargs). With ``mode="live"`` each solver's weighted sum rate uses
+the weights its own actions led to (proportional fairness), so the ratio compares those utilities.
 
 Metrics (one row per solver x sweep point)
 ------------------------------------------
@@ -49,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -106,7 +110,25 @@ def _make_solver(label: str, name: str, kwargs: dict):
         raise ConfigError(f"solver {label!r}: {exc}") from exc
 
 
-def _build_entries(spec, solver_kwargs: Mapping[str, Mapping] | None) -> list[_Entry]:
+def _seeded(label: str, name: str, kw: dict, obj, seed: int):
+    """Rebuild ``obj`` with ``seed=seed`` when its constructor takes a seed the user did not give.
+
+    Randomised solvers (``random_power``) default to ``seed=None``; seeding them with the evaluation
+    seed keeps the promise that the same seed gives the same table. The seed is recorded in ``kw``.
+    """
+    if "seed" in kw:
+        return obj
+    try:
+        params = inspect.signature(type(obj)).parameters
+    except (TypeError, ValueError):  # builtins or C types without a signature
+        return obj
+    if "seed" not in params:
+        return obj
+    kw["seed"] = seed
+    return _make_solver(label, name, kw)
+
+
+def _build_entries(spec, solver_kwargs: Mapping[str, Mapping] | None, seed: int = 0) -> list[_Entry]:
     if isinstance(spec, str):
         spec = [s.strip() for s in spec.split(",") if s.strip()]
     items: list[tuple[str | None, Any]]
@@ -134,7 +156,7 @@ def _build_entries(spec, solver_kwargs: Mapping[str, Mapping] | None) -> list[_E
                 if key in solver_kwargs:
                     kw.update(solver_kwargs[key])
                     used.add(key)
-            obj = _make_solver(label, name, kw)
+            obj = _seeded(label, name, kw, _make_solver(label, name, kw), seed)
         else:
             obj = s
             if not (callable(getattr(obj, "act", None)) or callable(getattr(obj, "act_batch", None))):
@@ -396,7 +418,7 @@ def evaluate(
         raise ConfigError("mode='replay' cannot evaluate weights that depend on past actions "
                           f"({ACTION_DEPENDENT_WEIGHTS}); use mode='live' or 'auto'")
 
-    entries = _build_entries(solvers, solver_kwargs)
+    entries = _build_entries(solvers, solver_kwargs, int(seed))
 
     # build every point's env once before the long run, so that a bad keyword fails at once
     sizes = []
