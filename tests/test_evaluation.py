@@ -200,7 +200,7 @@ def test_num_links_sweep_changes_k():
     rec = Recorder()
     res = evaluate([rec], "PowerControl-IMAC-v0", {"num_cells": 3}, slots=8, seed=0, sweep={"num_links": [6, 12]})
     assert sorted({o["gain"].shape[-1] for o in rec.obs}) == [6, 12]
-    assert res.config["sweep"] == {"knob": "num_links", "values": [6, 12], "label": "number of links K", "unit": "links"}
+    assert res.config["sweep"] == {"knob": "num_links", "values": [6, 12], "label": "number of links K", "unit": "count"}
 
 
 def test_speed_sweep_runs_episodes_with_correlated_slots():

@@ -69,8 +69,9 @@ __all__ = ["evaluate", "rerun", "KNOBS", "MOBILE_EPISODE_LENGTH", "BATCH_BYTES",
 #: The knobs a sweep may vary, with their axis label and unit (used by the plot and the table).
 KNOBS: dict[str, dict[str, str]] = {
     "speed": {"label": "user speed", "unit": "m/s"},
-    "density": {"label": "density factor", "unit": "x area scaling"},
-    "num_links": {"label": "number of links K", "unit": "links"},
+    # dimensionless knobs: the "unit" says what the number means
+    "density": {"label": "density factor d", "unit": "positions scaled by 1/d"},
+    "num_links": {"label": "number of links K", "unit": "count"},
 }
 #: Steps per episode when a speed is set (slots correlated in time).
 MOBILE_EPISODE_LENGTH = 10

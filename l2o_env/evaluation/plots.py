@@ -60,8 +60,11 @@ def plot_sweep(result, ax) -> None:
                 ax.set_xscale("symlog", linthresh=float(positive.min()))
             else:
                 ax.set_xscale("log")
+        from matplotlib.ticker import NullLocator
+
         ax.set_xticks(x)
         ax.set_xticklabels([f"{v:g}" for v in x])
+        ax.xaxis.set_minor_locator(NullLocator())  # only the swept values are labelled, not 3x10^0
     else:  # e.g. speed=None (i.i.d.) among numbers: categorical axis
         x = np.arange(len(values), dtype=float)
         ax.set_xticks(x)
@@ -72,7 +75,8 @@ def plot_sweep(result, ax) -> None:
         ratio = np.asarray([np.nan if r is None else r for r in result.column("ratio_to_wmmse", solver)], dtype=float)
         ax.plot(x, ratio, marker=markers[i % len(markers)], linewidth=1.5, label=solver)
     unit = sweep.get("unit", "")
-    ax.set_xlabel(f"{sweep.get('label', sweep['knob'])} ({unit})" if unit else sweep.get("label", sweep["knob"]))
+    label = sweep.get("label", sweep["knob"])
+    ax.set_xlabel(f"{label} ({unit})" if unit and unit != "count" else label)
     ax.set_ylabel("ratio to WMMSE (mean weighted sum rate)")
     ax.grid(True, alpha=0.3)
     # outside the axes: inside, it would sit on the WMMSE line or on the curves near 1.0
