@@ -10,7 +10,7 @@ __all__ = ["MaxPower"]
 
 
 class MaxPower(Solver):
-    r"""Max power: every link transmits at its budget, ``p_k = P_k`` (the baseline of Sun et al. 2018).
+    r"""Max power: every link transmits at its full budget, p_k = P_k (baseline of Sun et al. 2018).
 
     The simplest reference of Sun et al., "Learning to optimize" (``shared/seeds/000_*.txt``, Sec. V-C,
     "maximum power allocation") and the starting point of WMMSE (Fig. 2, step 1):

@@ -10,7 +10,7 @@ __all__ = ["RandomPower"]
 
 
 class RandomPower(Solver):
-    r"""Random power: ``p_k ~ U[0, P_k]`` independently per link and sample (a chance-level baseline).
+    r"""Random power: p_k ~ U[0, P_k] independently per link and sample (seeded chance-level baseline).
 
     The "random power allocation" heuristic of Sun et al., "Learning to optimize"
     (``shared/seeds/000_*.txt``, Sec. V-C, Fig. 7):

@@ -12,7 +12,7 @@ __all__ = ["TruncatedWMMSE"]
 
 
 class TruncatedWMMSE(WMMSE):
-    r"""Truncated WMMSE (Chowdhury et al. 2021, Sec. IV-A): exactly ``iterations`` WMMSE steps (default 4).
+    r"""Truncated WMMSE (Chowdhury et al. 2021, Sec. IV-A): exactly L WMMSE iterations (default 4), no stopping test.
 
     The baseline that unfolded networks are compared with at equal depth: Chowdhury et al., "Unfolding
     WMMSE using graph neural networks for efficient power allocation" (``shared/seeds/002_*.txt``,
@@ -42,7 +42,7 @@ class TruncatedWMMSE(WMMSE):
 
     name = "truncated_wmmse"
 
-    def __init__(self, iterations: int = 4, init: str = "full", warm_floor: float = 0.01,
+    def __init__(self, iterations: int = 4, init: str = "full", warm_floor: float = 0.3,
                  device: Any = "cpu", dtype: Any = torch.float64):
         iterations = check_positive_int(iterations, "iterations", type(self).__name__)
         super().__init__(max_iter=iterations, tol=0.0, init=init, warm_floor=warm_floor, device=device, dtype=dtype)

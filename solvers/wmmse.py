@@ -16,7 +16,9 @@ _INITS = ("full", "warm")
 
 
 def resolve_device(device: Any, who: str) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``; CUDA only when it is available."""
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``, or ``"auto"`` (CUDA when available, else CPU)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except (TypeError, RuntimeError) as exc:
@@ -82,15 +84,21 @@ class WMMSE(Solver):
     one, starts at full power. Otherwise it starts from the previous call's powers, clipped to the new
     ``pmax`` and floored at ``warm_floor * pmax``: a link that WMMSE drove to ``v = 0`` would stay at 0
     forever (``v_k = 0`` gives ``u_k = 0`` and so ``v_k = 0`` again in step 7), so the floor lets every
-    link come back on when its channel improves.
+    link come back on when its channel improves. The floor trades speed for quality: on the Gaussian
+    IC (K = 10, Gauss-Markov fading with correlation rho = 0.99 / 0.9 per slot,
+    :func:`l2o_env.channels.base.evolve_fading`; 2,000 samples x 9 slots) a floor of
+    0.01 saves the most iterations (4.5 / 7.1 against 10.7 from full power) but loses 0.5 / 2.2 % of the
+    sum rate (it stays near the previous slot's local optimum); 0.3 (default) needs 8.1 / 9.0 iterations
+    and gains 0.3 / 0.1 % over full power.
 
     Args:
         max_iter: iteration cap (default 100; paper 500).
         tol: stopping threshold on the change of the weighted sum rate, bit/s/Hz (default 1e-3; paper
             1e-5). ``0`` runs exactly ``max_iter`` iterations.
         init: ``"full"`` (every call from full power, Fig. 2 step 1) or ``"warm"`` (see above).
-        warm_floor: fraction of ``pmax`` below which a warm start is lifted (default 0.01), in (0, 1].
-        device: torch device, ``"cpu"`` (default) or ``"cuda"``.
+        warm_floor: fraction of ``pmax`` below which a warm start is lifted (default 0.3), in (0, 1].
+        device: torch device, ``"cpu"`` (default), ``"cuda"`` (an error when CUDA is missing) or ``"auto"``
+            (CUDA when available). On the CPU torch uses ``torch.get_num_threads()`` threads.
         dtype: ``torch.float64`` (default) or ``torch.float32``.
 
     Attributes:
@@ -104,7 +112,7 @@ class WMMSE(Solver):
     name = "wmmse"
     problems = frozenset({"power"})
 
-    def __init__(self, max_iter: int = 100, tol: float = 1e-3, init: str = "full", warm_floor: float = 0.01,
+    def __init__(self, max_iter: int = 100, tol: float = 1e-3, init: str = "full", warm_floor: float = 0.3,
                  device: Any = "cpu", dtype: Any = torch.float64):
         who = type(self).__name__
         self.max_iter = check_positive_int(max_iter, "max_iter", who)

@@ -20,7 +20,7 @@ _MAX_ENTRIES = 1 << 25
 
 
 class WMMSEBestOf(Solver):
-    r"""Best of WMMSE from full power and ``restarts`` random starts (Shen et al. 2021, "WMMSE 100 times").
+    r"""Best-of WMMSE: full power plus R random starts, best per sample (Shen et al. 2021, "WMMSE 100 times").
 
     WMMSE converges to a stationary point of the weighted sum rate, which depends on where it starts.
     Shen et al., "Graph neural networks for scalable radio resource management" (``shared/seeds/

@@ -158,6 +158,10 @@ def test_cuda_matches_cpu():
                                solvers.make("wmmse").act_batch(obs), atol=1e-9)
 
 
+def test_auto_device():
+    assert solvers.make("wmmse", device="auto").device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def test_exhaustive_refuses_more_than_four_links():
     with pytest.raises(ValueError, match="K = 5.*K <= 4"):
         solvers.make("exhaustive").act_batch(ic_obs(5, 2))
@@ -305,7 +309,7 @@ def test_truncated_runs_exactly_its_iterations():
 def test_warm_start_uses_previous_solution_and_reset_forgets():
     obs = ic_obs(10, 200, seed=40)
     cold = solvers.make("wmmse")
-    warm = solvers.make("wmmse", init="warm")
+    warm = solvers.make("wmmse", init="warm", warm_floor=0.01)
     first = warm.act_batch(obs)
     np.testing.assert_allclose(first, cold.act_batch(obs))  # the first call starts at full power
     cold_iters = cold.last_iterations.mean()
@@ -314,6 +318,25 @@ def test_warm_start_uses_previous_solution_and_reset_forgets():
     warm.reset()
     np.testing.assert_allclose(warm.act_batch(obs), first)  # full power again after reset
     assert np.array_equal(warm.last_iterations, cold.last_iterations)
+
+
+def test_warm_start_on_correlated_slots_is_faster_and_as_good():
+    from l2o_env.channels.base import complex_normal, evolve_fading
+
+    rng = np.random.default_rng(44)
+    h = complex_normal(rng, (500, 10, 10))
+    cold, warm = solvers.make("wmmse"), solvers.make("wmmse", init="warm")
+    rates, iters = {"cold": [], "warm": []}, {"cold": [], "warm": []}
+    for _ in range(5):
+        h = evolve_fading(h, rng, 0.99)
+        obs = {"gain": np.abs(h) ** 2, "weight": np.ones((500, 10)), "noise": np.ones((500, 10)),
+               "pmax": np.ones((500, 10))}
+        for key, solver in (("cold", cold), ("warm", warm)):
+            rates[key].append(wsr(obs, solver.act_batch(obs)).mean())
+            iters[key].append(solver.last_iterations.mean())
+    # slot 0 is a full-power start for both
+    assert np.mean(iters["warm"][1:]) < 0.9 * np.mean(iters["cold"][1:])
+    assert np.mean(rates["warm"][1:]) >= 0.995 * np.mean(rates["cold"][1:])
 
 
 def test_warm_start_falls_back_to_full_power_on_a_new_shape():
