@@ -30,17 +30,26 @@ import l2o_env  # noqa: F401  (registers the IDs)
 from l2o_env.scenarios import ENV_IDS
 
 
-def best_of(fn, repeats: int) -> float:
-    """The shortest wall time (s) of ``repeats`` calls of ``fn`` (the least disturbed by other load)."""
-    times = []
+def best_of(fn, repeats: int) -> tuple[float, float]:
+    """The shortest wall time and the shortest CPU time of this process (s) over ``repeats`` calls of
+    ``fn``. On a machine shared with other jobs the wall time includes time spent descheduled; the
+    CPU time (``time.process_time``) is what a dedicated core would need (still inflated by cache and
+    frequency effects of the other load)."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus)
 
 
-def single_env_rate(env_id: str, steps: int, repeats: int, unwrapped: bool = False, **kwargs) -> float:
+def rate(n: float, times: tuple[float, float]) -> tuple[float, float]:
+    """``n`` events over (wall, cpu) seconds -> (wall rate, cpu rate)."""
+    return n / times[0], n / times[1]
+
+
+def single_env_rate(env_id: str, steps: int, repeats: int, unwrapped: bool = False, **kwargs) -> tuple[float, float]:
     """Steps/s of ``gym.make(env_id, **kwargs)`` (``.unwrapped`` if asked) under pre-drawn random actions."""
     env = gym.make(env_id, **kwargs)
     if unwrapped:
@@ -58,10 +67,10 @@ def single_env_rate(env_id: str, steps: int, repeats: int, unwrapped: bool = Fal
                 reset()
 
     run()  # warm-up (first-step checks of the wrappers)
-    return steps / best_of(run, repeats)
+    return rate(steps, best_of(run, repeats))
 
 
-def vector_env_rate(env_id: str, num_envs: int, steps: int, repeats: int, **kwargs) -> float:
+def vector_env_rate(env_id: str, num_envs: int, steps: int, repeats: int, **kwargs) -> tuple[float, float]:
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     envs.reset(seed=0)
     envs.action_space.seed(0)
@@ -73,17 +82,17 @@ def vector_env_rate(env_id: str, num_envs: int, steps: int, repeats: int, **kwar
             step(actions[t % 4])
 
     run()
-    return num_envs * steps / best_of(run, repeats)
+    return rate(num_envs * steps, best_of(run, repeats))
 
 
-def floor_rate(num_envs: int, k: int, steps: int, repeats: int) -> float:
+def floor_rate(num_envs: int, k: int, steps: int, repeats: int) -> tuple[float, float]:
     rng = np.random.default_rng(0)
 
     def run():
         for _ in range(steps):
             rng.standard_normal((num_envs, k, k, 2))
 
-    return num_envs * steps / best_of(run, repeats)
+    return rate(num_envs * steps, best_of(run, repeats))
 
 
 def cpu_name() -> str:
@@ -119,28 +128,30 @@ def main() -> None:
     vec_jakes = vector_env_rate("PowerControl-IC-v0", args.num_envs, vec_steps, args.repeats, num_links=k, speed=1.0)
     floor = floor_rate(args.num_envs, k, vec_steps, args.repeats)
 
-    print("| measurement | rate | target | met |")
-    print("|---|---|---|---|")
-    print(f"| single env IC K={k} (gym.make, random actions) | {single:,.0f} steps/s | >= 10,000 | {single >= 1e4} |")
-    print(f"| vector env IC K={k}, B={args.num_envs} | {vec:,.0f} slots/s | >= 50 % of floor | {vec >= 0.5 * floor} |")
-    print(f"| floor: numpy CN(0,1) draws, {k * k} per slot | {floor:,.0f} slots/s | | |")
-    print(f"| vector / floor | {vec / floor:.1%} | >= 50 % | {vec >= 0.5 * floor} |")
-    print(f"| (ref) single env, no Gymnasium wrappers | {single_raw:,.0f} steps/s | | |")
-    print(f"| (ref) vector env with speed=1 m/s (Jakes: CN(0,1) innovations) | {vec_jakes:,.0f} slots/s "
-          f"({vec_jakes / floor:.0%} of floor) | | |")
-    print(f"| (ref) CartPole-v1 via gym.make, same loop | {cartpole:,.0f} steps/s | | |")
+    def row(name, r, unit, target="", met=""):
+        print(f"| {name} | {r[0]:,.0f} {unit} | {r[1]:,.0f} {unit} | {target} | {met} |")
+
+    ratio = (vec[0] / floor[0], vec[1] / floor[1])
+    print("| measurement | wall-clock rate | CPU-time rate | target | met (wall / CPU) |")
+    print("|---|---|---|---|---|")
+    row(f"single env IC K={k} (gym.make, random actions)", single, "steps/s", ">= 10,000",
+        f"{single[0] >= 1e4} / {single[1] >= 1e4}")
+    row(f"vector env IC K={k}, B={args.num_envs}", vec, "slots/s", ">= 50 % of floor",
+        f"{ratio[0] >= 0.5} / {ratio[1] >= 0.5}")
+    row(f"floor: numpy CN(0,1) draws, {k * k} per slot", floor, "slots/s")
+    print(f"| vector / floor | {ratio[0]:.0%} | {ratio[1]:.0%} | >= 50 % | {ratio[0] >= 0.5} / {ratio[1] >= 0.5} |")
+    row("(ref) single env without Gymnasium's wrappers", single_raw, "steps/s")
+    row("(ref) vector env, speed=1 m/s (Jakes: CN(0,1) innovations)", vec_jakes, "slots/s",
+        f"{vec_jakes[0] / floor[0]:.0%} / {vec_jakes[1] / floor[1]:.0%} of floor")
+    row("(ref) CartPole-v1 via gym.make, same loop", cartpole, "steps/s")
 
     if args.all_ids:
-        print("\n| env ID (defaults) | single env steps/s | vector env slots/s (B=%d) |" % args.num_envs)
+        print(f"\n| env ID (defaults) | single env steps/s (wall / CPU) | vector env slots/s, B={args.num_envs} (wall / CPU) |")
         print("|---|---|---|")
         for env_id in ENV_IDS:
-            try:
-                s = single_env_rate(env_id, single_steps // 4, max(1, args.repeats // 2))
-                v = vector_env_rate(env_id, args.num_envs, max(2, vec_steps // 5), max(1, args.repeats // 2))
-            except ImportError as exc:
-                print(f"| {env_id} | (model not available: {exc}) | |")
-                continue
-            print(f"| {env_id} | {s:,.0f} | {v:,.0f} |")
+            s = single_env_rate(env_id, single_steps // 4, max(1, args.repeats // 2))
+            v = vector_env_rate(env_id, args.num_envs, max(2, vec_steps // 5), max(1, args.repeats // 2))
+            print(f"| {env_id} | {s[0]:,.0f} / {s[1]:,.0f} | {v[0]:,.0f} / {v[1]:,.0f} |")
 
 
 if __name__ == "__main__":
