@@ -60,8 +60,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--env", help="env ID, e.g. PowerControl-IMAC-v0 (see `l2o list`)")
     e.add_argument("--solvers", help="comma-separated registry names; LABEL=NAME to list one solver twice "
                                      "(wmmse is added as the reference when missing)")
-    e.add_argument("--slots", type=int, default=1000, help="slots per solver and sweep point (default 1000)")
-    e.add_argument("--seed", type=int, default=0, help="env seed; every solver sees the same channels (default 0)")
+    e.add_argument("--slots", type=int, help="slots per solver and sweep point (default 1000)")
+    e.add_argument("--seed", type=int, help="env seed; every solver sees the same channels (default 0)")
     e.add_argument("--sweep", help="one knob and its values: speed=0,3,30 (m/s) | density=0.5,1,2 | num_links=10,20")
     e.add_argument("--env-kwargs", help="gym.make keywords, e.g. num_cells=3,num_links=12")
     e.add_argument("--solver-kwargs", help="SOLVER.KEY=VALUE,..., e.g. truncated_wmmse.iterations=2")
@@ -69,8 +69,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                                       "10 when a speed is set); slots = episodes x steps")
     e.add_argument("--out", help="results JSON path (the CSV is written next to it with the same stem)")
     e.add_argument("--plot", help="figure path (PNG): ratio to WMMSE vs the swept knob, or the sum-rate CDF")
-    e.add_argument("--rerun", metavar="JSON", help="run again the configuration saved in JSON (other "
-                                                    "flags except --out/--plot/--no-progress are ignored)")
+    e.add_argument("--rerun", metavar="JSON", help="run again the configuration saved in JSON (a results "
+                                                    "file); --slots, --seed, --episode-length may change it")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     t = sub.add_parser("train", help="train a learned solver and save its checkpoint",
@@ -170,11 +170,21 @@ def _cmd_eval(args) -> int:
     out = _check_writable(args.out, "--out", [".json"]) if args.out else None
     plot = _check_writable(args.plot, "--plot", _plot_suffixes()) if args.plot else None
     progress = not args.no_progress
+    for flag in ("slots", "seed", "episode_length"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "seed" else 1):
+            raise _UsageError(f"--{flag.replace('_', '-')} must be >= {0 if flag == 'seed' else 1}, got {value}")
     if args.rerun:
         if not Path(args.rerun).is_file():
             raise _UsageError(f"--rerun {args.rerun!r}: no such file")
+        clash = [f"--{f.replace('_', '-')}" for f in ("env", "solvers", "sweep", "env_kwargs", "solver_kwargs")
+                 if getattr(args, f) is not None]
+        if clash:
+            raise _UsageError(f"--rerun takes the setup from {args.rerun!r}; drop {', '.join(clash)} "
+                              "(only --slots, --seed and --episode-length can change it)")
+        overrides = {f: getattr(args, f) for f in ("slots", "seed", "episode_length") if getattr(args, f) is not None}
         try:
-            result = rerun(args.rerun, progress=progress)
+            result = rerun(args.rerun, progress=progress, **overrides)
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, ConfigError):
                 raise
@@ -182,12 +192,9 @@ def _cmd_eval(args) -> int:
     else:
         if not args.env:
             raise _UsageError("--env is required (e.g. --env PowerControl-IC-v0; see `l2o list`)")
-        if args.slots < 1:
-            raise _UsageError(f"--slots must be >= 1, got {args.slots}")
-        if args.seed < 0:
-            raise _UsageError(f"--seed must be >= 0, got {args.seed}")
-        result = evaluate(_parse_solvers(args.solvers), args.env, parse_kwargs(args.env_kwargs), slots=args.slots,
-                          seed=args.seed, sweep=parse_sweep(args.sweep),
+        result = evaluate(_parse_solvers(args.solvers), args.env, parse_kwargs(args.env_kwargs),
+                          slots=1000 if args.slots is None else args.slots,
+                          seed=0 if args.seed is None else args.seed, sweep=parse_sweep(args.sweep),
                           solver_kwargs=parse_solver_kwargs(args.solver_kwargs),
                           episode_length=args.episode_length, progress=progress)
     # files first: a closed stdout (`| head`) must not cost the results

@@ -42,6 +42,8 @@ def test_eval_sweep_end_to_end_and_rerun(tmp_path, capsys):
     assert "speed" in first and png.stat().st_size > 5000
     assert main(["eval", "--rerun", str(out), "--no-progress"]) == 0
     again = capsys.readouterr().out
+    assert main(["eval", "--rerun", str(out), "--solvers", "wmmse"]) == 2
+    assert "--solvers" in capsys.readouterr().err
     # the same numbers come back (the table's timing column may differ)
     rows = [line.split()[:5] for line in first.splitlines() if line.startswith(("wmmse", "max_power"))]
     rows2 = [line.split()[:5] for line in again.splitlines() if line.startswith(("wmmse", "max_power"))]
@@ -80,6 +82,8 @@ def _one_line_error(capsys, argv):
         (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--slots", "ten"], "--slots"),
         (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--out", "r.csv"], ".json"),
         (["eval", "--solvers", "max_power"], "--env"),
+        (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--slots", "0"], "--slots"),
+        (["eval", "--rerun", "no/such/file.json"], "no such file"),
         (["train", "max_power", "--env", "PowerControl-IC-v0"], "fit"),
         (["frobnicate"], "frobnicate"),
     ],

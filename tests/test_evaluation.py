@@ -120,6 +120,15 @@ def test_max_power_below_wmmse_on_the_ic_and_reference_added():
     assert math.isclose(mp["ratio_to_wmmse"], mp["mean_wsr"] / ref["mean_wsr"], rel_tol=1e-12)
 
 
+def test_kwargs_reach_the_added_reference():
+    res = evaluate(["max_power"], IC, {"num_links": 4}, slots=20, seed=0, solver_kwargs={"wmmse": {"max_iter": 1}})
+    ref = res.config["solvers"][-1]
+    assert ref["label"] == "wmmse" and ref["kwargs"] == {"max_iter": 1}
+    full = evaluate(["max_power"], IC, {"num_links": 4}, slots=20, seed=0)
+    assert res.row("wmmse")["mean_wsr"] < full.row("wmmse")["mean_wsr"]
+    assert rerun(res).row("wmmse")["mean_wsr"] == res.row("wmmse")["mean_wsr"]
+
+
 def test_listed_wmmse_is_the_reference_and_not_added_twice():
     res = evaluate(["wmmse", "max_power"], IC, {"num_links": 4}, slots=20, seed=0)
     assert res.solvers == ["wmmse", "max_power"]

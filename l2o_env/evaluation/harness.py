@@ -169,15 +169,19 @@ def _build_entries(spec, solver_kwargs: Mapping[str, Mapping] | None, seed: int 
             raise ConfigError(f"solvers: {label!r} is listed twice; give distinct labels, e.g. "
                               f"{{'{label}_a': ..., '{label}_b': ...}} (CLI: --solvers a={label},b={label})")
         entries.append(_Entry(label, obj, name, kw))
+    ref = [e for e in entries if e.label == REFERENCE]
+    ref_kw = {}
+    if not ref and REFERENCE in solver_kwargs:  # e.g. wmmse.device=cuda for the added reference
+        ref_kw = solver_kwargs[REFERENCE]
+        used.add(REFERENCE)
     unused = set(solver_kwargs) - used
     if unused:
         raise ConfigError(f"solver kwargs given for {sorted(unused)}, which are not among the solvers "
                           f"{[e.label for e in entries]}")
-    ref = [e for e in entries if e.label == REFERENCE]
     if ref:
         ref[0].note = "reference"
     else:
-        entries.append(_Entry(REFERENCE, _make_solver(REFERENCE, REFERENCE, {}), REFERENCE, {},
+        entries.append(_Entry(REFERENCE, _make_solver(REFERENCE, REFERENCE, ref_kw), REFERENCE, ref_kw,
                               note="reference (added automatically)"))
     return entries
 
@@ -524,11 +528,12 @@ def rerun(config: Mapping[str, Any] | EvaluationResult | str, *, progress: bool 
     if missing:
         raise ConfigError(f"rerun: solver(s) {missing} were user objects, not registry names; rebuild them and "
                           "call evaluate() instead")
-    specs = {s["label"]: (s["name"], s.get("kwargs") or {}) for s in config["solvers"]
-             if not str(s.get("note", "")).endswith("(added automatically)")}
+    added = [s for s in config["solvers"] if str(s.get("note", "")).endswith("(added automatically)")]
+    specs = {s["label"]: (s["name"], _untuple(s.get("kwargs") or {})) for s in config["solvers"] if s not in added}
+    ref_kwargs = {s["label"]: _untuple(s["kwargs"]) for s in added if s.get("kwargs")}
     sweep = None if not config.get("sweep") else {config["sweep"]["knob"]: config["sweep"]["values"]}
     args = dict(solvers=specs, env_id=config["env_id"], env_kwargs=_untuple(config.get("env_kwargs") or {}),
-                slots=config["slots"], seed=config["seed"], sweep=sweep, episode_length=config.get("episode_length"),
+                slots=config["slots"], seed=config["seed"], sweep=sweep, solver_kwargs=ref_kwargs or None, episode_length=config.get("episode_length"),
                 mode=config.get("mode", "auto"), progress=progress)
     args.update(overrides)
     return evaluate(**args)
