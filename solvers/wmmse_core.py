@@ -60,10 +60,11 @@ def _sinr(cross_t, direct, noise, v):
 def _v_update(cross, direct, amp, vmax, weight, v, total, w):
     """Eq. (8) from ``v^(k-1)``, the u-update's denominator ``total`` and the MMSE weights ``w``."""
     u = amp * v / total  # eq. (6)
-    coeff = weight * w * u * u
+    awu = weight * w * u
+    coeff = awu * u
     # sum_j alpha_j w_j u_j^2 g_ji = (coeff^T cross)_i + alpha_i w_i u_i^2 g_ii
     denom = (coeff.unsqueeze(-2) @ cross).squeeze(-2) + coeff * direct
-    v_new = weight * w * u * amp / denom.clamp_min(torch.finfo(v.dtype).tiny)
+    v_new = awu * amp / denom.clamp_min(torch.finfo(v.dtype).tiny)
     return torch.minimum(v_new.clamp_min(0.0), vmax)
 
 
@@ -151,6 +152,6 @@ def _run_block(gain, noise, pmax, weight, v, iters, hist, max_iter, tol):
         prev = obj
         t += 1
         v_new = _v_update(cross, direct, amp, vmax, weight, vv, total, 1.0 + sinr)
-        vv = torch.where(alive.unsqueeze(-1), v_new, vv)
+        vv = v_new if n_alive == alive.numel() else torch.where(alive.unsqueeze(-1), v_new, vv)
         iters[rows[alive]] = t
     v[rows] = vv
