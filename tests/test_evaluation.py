@@ -90,6 +90,22 @@ def test_every_solver_sees_the_same_channels():
         np.testing.assert_array_equal(o1["gain"], o2["gain"])
 
 
+class Vandal(Fraction):
+    """Scribbles over its input: must not reach the other solvers or its own score."""
+
+    def act_batch(self, obs):
+        obs["gain"][...] = 0.0
+        obs["pmax"][...] = 0.0
+        return super().act_batch({**obs, "pmax": np.ones_like(obs["pmax"])})
+
+
+def test_a_solver_that_edits_its_input_changes_nothing_for_the_others():
+    clean = evaluate({"a": Fraction(0.5)}, IC, {"num_links": 4}, slots=16, seed=0)
+    messy = evaluate({"v": Vandal(0.5), "a": Fraction(0.5)}, IC, {"num_links": 4}, slots=16, seed=0)
+    assert messy.row("a")["mean_wsr"] == clean.row("a")["mean_wsr"]
+    assert messy.row("v")["mean_wsr"] == clean.row("a")["mean_wsr"]  # scored on the true channel (pmax = 1)
+
+
 def test_same_seed_same_table_other_seed_other_table():
     kw = dict(env_id=IC, env_kwargs={"num_links": 5}, slots=50)
     a = evaluate([Fraction(0.7)], seed=4, **kw)

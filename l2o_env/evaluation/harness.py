@@ -286,7 +286,7 @@ def _reset(entry: _Entry) -> None:
 
 
 def _slice(obs: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v)[:n] for k, v in obs.items()}
+    return {k: np.array(v[:n]) for k, v in obs.items()}  # copies: the warm-up must not touch the env's arrays
 
 
 def _step(env, action: np.ndarray, env_id: str, t: int, steps: int):
@@ -317,8 +317,11 @@ def _run_point(entries, env_id, kwargs, *, episodes, steps, max_batch, seed, liv
                     obs = obs_of[e.label]
                     gain = np.asarray(obs["gain"], dtype=np.float64)
                     k = gain.shape[-1]
+                    # a private copy (untimed): a solver that edits its input in place cannot change what
+                    # the next solver sees or what this one is scored on
+                    mine = {key: np.array(val) for key, val in obs.items()}
                     t0 = time.perf_counter()
-                    power = _act(e, obs, batch)
+                    power = _act(e, mine, batch)
                     a = acc[e.label]
                     a.seconds += time.perf_counter() - t0
                     if power.shape != (batch, k):
