@@ -1,0 +1,376 @@
+r"""WCGCN: the wireless channel graph convolution network of Shen et al. (power control).
+
+Shen, Shi, Zhang, Letaief, "Graph neural networks for scalable radio resource management: architecture
+design and theoretical analysis" (../shared/seeds/003_f37d70e971c0ba0e.txt): the layer is eq. (11),
+the loss Sec. IV (minus the expected weighted sum rate), the hyper-parameters Sec. V-A/V-B.
+
+Every link is a node, an edge ``j -> i`` carries the channel between link ``j`` and link ``i``; layer
+``k`` (eq. 11, weights shared by the layers, max aggregation):
+
+.. math::
+
+    y_i^{(k)} = \mathrm{MLP_2}\Big(x_i^{(k-1)}, \max_{j \in \mathcal N(i)}
+        \mathrm{MLP_1}\big(x_j^{(k-1)}, e_{ji}\big)\Big), \qquad
+    x_i^{(k)} = \beta\big(y_i^{(k)}\big), \quad \beta = \mathrm{sigmoid}              \quad (11)
+
+and the power is ``p_i = pmax_i * x_i^{(L)}`` after ``L = 3`` layers. Training is unsupervised:
+``loss = -E sum_k w_k log2(1 + SINR_k)`` on the last layer (``l2o_env.rates.weighted_sum_rate_torch``),
+Adam 1e-3, batch 64 (Sec. IV and the authors' code).
+
+Node state (3 numbers, as in the authors' code, where MLP2's output replaces the last entry):
+``[a_i, w_i, s_i]`` with ``a_i`` the standardised direct SNR ``log10(g_ii pmax_i / sigma_i^2)``,
+``w_i`` the weight, ``s_i`` the power fraction of the previous layer. The paper's third input feature
+is the noise ``sigma_i^2``; since every gain is measured relative to its receiver's noise, the
+normalised noise is 1, which is also the full-power start of WMMSE, so ``s_i^{(0)} = 1``.
+
+Edge ``j -> i`` features (2 numbers): the standardised interference-to-noise ratios at full power
+``log10(g_ij pmax_j / sigma_i^2)`` (what ``j`` does to ``i``) and ``log10(g_ji pmax_i / sigma_j^2)``
+(what ``i`` does to ``j``; the authors' code also passes the reverse gain). Hence MLP1 is {3+2, 32, 32}
+= {5, 32, 32} and MLP2 {3+32, 16, 1} = {35, 16, 1}, exactly the paper's widths.
+
+Normalisation (our choice, documented): the authors' code feeds ``sqrt(gain)`` standardised with
+training-set statistics; D2D gains span 1e-10..1e-5 W/W, so a linear scale is dominated by the few
+nearest links and its statistics move with K and density. We use the log (dB/10) of the gain relative
+to the receiver noise and the transmitter's budget, then standardise with mean/std measured on the
+first training batch (stored as buffers, so a checkpoint carries them). A log-ratio is invariant to the
+units of power and shifts only slightly when K or the density changes, which is what lets a model
+trained at K = 50 run at K = 1000.
+
+Graph (Sec. V-B: "h_jk is available to WCGCN only if the distance between transmitter j and receiver
+k is within 500 m"; the authors' code uses 300 m):
+
+- with positions (observation keys ``tx_pos``/``rx_pos``, metres): edge ``j -> i`` when the distance
+  from transmitter ``j`` to receiver ``i`` OR from transmitter ``i`` to receiver ``j`` is at most
+  ``edge_threshold`` (symmetrised, since each edge carries both directions' gains);
+- without positions (Gaussian IC): the ``max_neighbors`` strongest interferers of each receiver
+  (largest ``g_ij``, ``j != i``), i.e. all ``K - 1`` when ``K - 1 <= max_neighbors``.
+
+The edge lists of a batch are built at once (``nonzero`` on a ``(B, K, K)`` mask, node ids offset by
+``b K``), so the model runs on any K and any batch size without a Python loop over samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.nn import MessagePassing
+
+from l2o_env.rates import weighted_sum_rate_torch
+from solvers.base import check_power_obs
+from solvers.learned import LearnedSolver, to_torch, wmmse_reference
+
+__all__ = ["WCGCN", "WCGCNConv", "WCGCNNet", "build_graph"]
+
+NODE_DIM = 3  # [direct SNR, weight, power fraction]
+EDGE_DIM = 2  # [INR j -> i, INR i -> j]
+_TINY_DB = -30.0  # log10 floor for zero gains (a gain 1e-30 below the noise is no interference)
+
+
+def _mlp(widths: list[int], last_activation: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for n, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if last_activation or n < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class WCGCNConv(MessagePassing):
+    r"""One WCGCN layer, eq. (11) of Shen et al. (seed 003), before the output nonlinearity ``beta``.
+
+    .. math::
+        y_i = \mathrm{MLP_2}\big(x_i, \max_{j \in \mathcal N(i)} \mathrm{MLP_1}(x_j, e_{ji})\big)
+
+    A node without neighbours aggregates zeros (PyG's ``max`` on an empty set).
+
+    Args:
+        node_dim (int): node state width ``F`` (default 3).
+        edge_dim (int): edge feature width ``D`` (default 2).
+        hidden1 (int): MLP1 widths ``{F + D, hidden1, hidden1}`` (paper 32).
+        hidden2 (int): MLP2 widths ``{F + hidden1, hidden2, 1}`` (paper 16).
+
+    Shapes:
+        x ``(|V|, F)``, edge_index ``(2, |E|)`` (row 0 source ``j``, row 1 target ``i``),
+        edge_attr ``(|E|, D)`` -> ``(|V|,)``.
+    """
+
+    def __init__(self, node_dim: int = NODE_DIM, edge_dim: int = EDGE_DIM, hidden1: int = 32, hidden2: int = 16):
+        super().__init__(aggr="max")
+        self.mlp1 = _mlp([node_dim + edge_dim, hidden1, hidden1], last_activation=True)
+        self.mlp2 = _mlp([node_dim + hidden1, hidden2, 1], last_activation=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        for lin in (*self.mlp1, *self.mlp2):
+            if isinstance(lin, nn.Linear):
+                lin.reset_parameters()
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        aggr = self.propagate(edge_index, x=x, edge_attr=edge_attr)
+        return self.mlp2(torch.cat([x, aggr], dim=-1)).squeeze(-1)
+
+    def message(self, x_j: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        return self.mlp1(torch.cat([x_j, edge_attr], dim=-1))
+
+
+class WCGCNNet(nn.Module):
+    """``num_layers`` applications of one shared :class:`WCGCNConv`, each followed by a sigmoid.
+
+    Holds the feature standardisation (``feat_mean``/``feat_std`` buffers: direct SNR, then the INR
+    used by both edge features), set once from training data by :meth:`set_normalisation`.
+    """
+
+    def __init__(self, hidden1: int = 32, hidden2: int = 16, num_layers: int = 3):
+        super().__init__()
+        self.num_layers = num_layers
+        self.conv = WCGCNConv(NODE_DIM, EDGE_DIM, hidden1, hidden2)
+        self.register_buffer("feat_mean", torch.zeros(2))
+        self.register_buffer("feat_std", torch.ones(2))
+        self.register_buffer("normalised", torch.zeros((), dtype=torch.bool))
+
+    def reset_parameters(self) -> None:
+        self.conv.reset_parameters()
+
+    def set_normalisation(self, direct_db: torch.Tensor, cross_db: torch.Tensor) -> None:
+        mean = torch.stack([direct_db.mean(), cross_db.mean()])
+        std = torch.stack([direct_db.std(), cross_db.std()]).clamp_min(1e-3)
+        self.feat_mean.copy_(mean)
+        self.feat_std.copy_(std)
+        self.normalised.fill_(True)
+
+    def forward(self, direct_db, weight, edge_index, edge_db) -> torch.Tensor:
+        """direct_db, weight ``(|V|,)``; edge_index ``(2, |E|)``; edge_db ``(|E|, 2)`` -> fractions ``(|V|,)``."""
+        a = (direct_db - self.feat_mean[0]) / self.feat_std[0]
+        e = (edge_db - self.feat_mean[1]) / self.feat_std[1]
+        s = torch.ones_like(a)  # normalised noise sigma^2 / sigma^2 = 1 = full-power start
+        for _ in range(self.num_layers):
+            x = torch.stack([a, weight, s], dim=-1)
+            s = torch.sigmoid(self.conv(x, edge_index, e))
+        return s
+
+
+def build_graph(gain: torch.Tensor, *, tx_pos=None, rx_pos=None, edge_threshold: float = 500.0,
+                max_neighbors: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Edge lists of a batch of interference graphs, vectorised.
+
+    Args:
+        gain: ``(B, K, K)`` power gains (row = receiver).
+        tx_pos, rx_pos: ``(B, K, 2)`` positions in metres, or ``None`` (then top-``max_neighbors``).
+        edge_threshold: metres; edge ``j -> i`` when ``d(tx_j, rx_i)`` or ``d(tx_i, rx_j)`` is at most this.
+        max_neighbors: incoming edges per receiver without positions (its strongest interferers).
+
+    Returns:
+        ``(edge_index (2, E), b, i, j)``: ``edge_index[0] = b K + j`` (source), ``edge_index[1] = b K + i``
+        (target); ``b, i, j`` index the gain matrix of each edge.
+    """
+    bsz, k, _ = gain.shape
+    eye = torch.eye(k, dtype=torch.bool, device=gain.device)
+    if tx_pos is not None and rx_pos is not None:
+        # d[b, i, j] = |rx_i - tx_j|
+        d = torch.cdist(rx_pos, tx_pos)
+        near = d <= edge_threshold
+        mask = (near | near.transpose(-1, -2)) & ~eye
+    elif k - 1 <= max_neighbors:
+        mask = ~eye.expand(bsz, k, k)
+    else:
+        cross = gain.masked_fill(eye, -1.0)
+        top = cross.topk(max_neighbors, dim=-1).indices
+        mask = torch.zeros(bsz, k, k, dtype=torch.bool, device=gain.device)
+        mask.scatter_(-1, top, True)
+    b, i, j = mask.nonzero(as_tuple=True)
+    edge_index = torch.stack([b * k + j, b * k + i])
+    return edge_index, b, i, j
+
+
+def _log10_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    return torch.log10(num / den).clamp_min(_TINY_DB)
+
+
+class WCGCN(LearnedSolver):
+    """WCGCN power control (Shen et al., seed 003, eq. 11) behind the :class:`~solvers.base.Solver` interface.
+
+    >>> import solvers
+    >>> net = solvers.make("wcgcn", pretrained=True)        # doctest: +SKIP  (D2D, K = 50)
+    >>> power = net.act_batch(obs)                           # doctest: +SKIP  (B, K) watts
+
+    Uses the observation keys ``gain``, ``weight``, ``noise``, ``pmax`` and, when present, ``tx_pos`` /
+    ``rx_pos`` (metres) to build the distance-threshold graph. Runs on any K.
+    """
+
+    name = "wcgcn"
+    problems = frozenset({"power"})
+
+    @dataclass
+    class Config:
+        """Hyper-parameters; defaults from Shen et al. (seed 003) Sec. V-A/V-B and the authors' code."""
+
+        hidden1: int = 32
+        """MLP1 hidden/output width: {5, hidden1, hidden1} (Sec. V-A: {5, 32, 32})."""
+        hidden2: int = 16
+        """MLP2 hidden width: {3 + hidden1, hidden2, 1} (Sec. V-A: {35, 16, 1})."""
+        num_layers: int = 3
+        """Layers sharing one set of weights (Sec. III-C / authors' code: 3)."""
+        edge_threshold: float = 500.0
+        """Metres: links closer than this are neighbours when positions are observed (paper 500, code 300)."""
+        max_neighbors: int = 32
+        """Without positions: incoming edges per receiver, its strongest interferers (all when K - 1 <= this)."""
+        lr: float = 1e-3
+        """Adam learning rate (Sec. IV)."""
+        lr_final: float = 1e-4
+        """Learning rate at the last step (cosine decay from ``lr``; set equal to ``lr`` for the paper's constant rate)."""
+        batch_size: int = 64
+        """Training batch (authors' code: 64)."""
+        steps: int = 3000
+        """Training steps of ``fit`` when ``steps`` is not passed (64 x 3000 = 192k on-the-fly samples)."""
+        val_size: int = 512
+        """Validation batch drawn once from the sampler (when ``validation`` is not given)."""
+        val_every: int = 100
+        """Steps between validations; the best validated weights are kept."""
+
+    # --- model ---------------------------------------------------------------------------------
+    def build(self) -> nn.Module:
+        c = self.config
+        for field in ("hidden1", "hidden2", "num_layers", "max_neighbors", "batch_size", "steps", "val_size", "val_every"):
+            value = getattr(c, field)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"WCGCN: config.{field} must be an integer >= 1, got {value!r}")
+        for field in ("edge_threshold", "lr", "lr_final"):
+            value = getattr(c, field)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"WCGCN: config.{field} must be a finite number > 0, got {value!r}")
+        return WCGCNNet(c.hidden1, c.hidden2, c.num_layers)
+
+    def _features(self, obs: Mapping[str, torch.Tensor]):
+        gain, noise, pmax = obs["gain"], obs["noise"], obs["pmax"]
+        bsz, k, _ = gain.shape
+        tx, rx = obs.get("tx_pos"), obs.get("rx_pos")
+        if (tx is None) != (rx is None):
+            raise ValueError("WCGCN: obs must carry both 'tx_pos' and 'rx_pos' or neither")
+        if tx is not None and (tx.shape != (bsz, k, 2) or rx.shape != (bsz, k, 2)):
+            raise ValueError(f"WCGCN: obs['tx_pos'] and obs['rx_pos'] must have shape {(bsz, k, 2)}, "
+                             f"got {tuple(tx.shape)} and {tuple(rx.shape)}")
+        edge_index, b, i, j = build_graph(gain, tx_pos=tx, rx_pos=rx, edge_threshold=self.config.edge_threshold,
+                                          max_neighbors=self.config.max_neighbors)
+        direct = torch.diagonal(gain, dim1=-2, dim2=-1)
+        # pmax = 0 links get a floor value; their power is 0 anyway (p = x pmax)
+        direct_db = _log10_ratio(direct * pmax, noise).reshape(-1)
+        inr_in = _log10_ratio(gain[b, i, j] * pmax[b, j], noise[b, i])   # j's interference at i
+        inr_out = _log10_ratio(gain[b, j, i] * pmax[b, i], noise[b, j])  # i's interference at j
+        return direct_db, edge_index, torch.stack([inr_in, inr_out], dim=-1)
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Batched observation tensors -> powers ``(B, K)`` in watts (differentiable)."""
+        gain, pmax = obs["gain"], obs["pmax"]
+        direct_db, edge_index, edge_db = self._features(obs)
+        frac = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_db)
+        return frac.reshape(gain.shape[0], gain.shape[-1]) * pmax
+
+    # --- training ------------------------------------------------------------------------------
+    def _batch(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
+        checked = check_power_obs(raw, batched=True, who=who)
+        extras = {k: raw[k] for k in ("tx_pos", "rx_pos") if k in raw}
+        return to_torch({**extras, **checked}, dtype=self.dtype, device=self.device)
+
+    def fit(self, sampler: Callable[[int], Mapping[str, np.ndarray]], *, steps: int | None = None, seed: int = 0,
+            progress: bool = True, validation: Mapping[str, np.ndarray] | None = None,
+            callback: Callable[[int, dict], Any] | None = None) -> dict:
+        """Unsupervised training (loss = minus the mean weighted sum rate of the last layer, Sec. IV).
+
+        Args:
+            sampler: ``sampler(batch) -> dict`` of batched float64 observation arrays (fresh samples per call).
+            steps: Adam steps (default ``config.steps``), one batch of ``config.batch_size`` each.
+            seed: ``torch.manual_seed`` of the weight initialisation.
+            progress: show a tqdm bar (stderr) with the loss and the validation ratio to WMMSE.
+            validation: a fixed observation dict; default ``sampler(config.val_size)`` drawn once.
+            callback: ``callback(step, metrics)`` after each validation; returning ``True`` stops training.
+
+        Returns:
+            history dict: ``steps``/``losses`` (every step), ``val_steps``/``val_ratios``, ``best_val_ratio``,
+            ``wall_time`` (s). The best validated weights are loaded at the end.
+        """
+        from tqdm.auto import tqdm
+
+        c = self.config
+        steps = c.steps if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"WCGCN.fit: steps must be an integer >= 1, got {steps!r}")
+        if not callable(sampler):
+            raise TypeError(f"WCGCN.fit: sampler must be callable as sampler(batch) -> dict, got {type(sampler).__name__}")
+        torch.manual_seed(seed)
+        self.model.reset_parameters()
+        t0 = time.perf_counter()
+
+        val_raw = dict(sampler(c.val_size)) if validation is None else dict(validation)
+        val = self._batch(val_raw, "WCGCN.fit(validation)")
+        # the WMMSE reference of the fixed validation batch is computed once, not at every validation
+        _, ref = wmmse_reference({k: v.double().cpu().numpy() for k, v in val.items()})
+        ref_mean = max(float(ref.mean()), 1e-300)
+
+        first = self._batch(sampler(c.batch_size), "WCGCN.fit(sampler)")
+        if not bool(self.model.normalised):
+            with torch.no_grad():
+                d, _, e = self._features(first)
+                self.model.set_normalisation(d, e[:, 0])
+
+        opt = torch.optim.Adam(self.model.parameters(), lr=c.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: (c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * min(s / steps, 1.0)))) / c.lr)
+        hist: dict[str, Any] = {"steps": [], "losses": [], "val_steps": [], "val_ratios": []}
+        best, best_state = -math.inf, copy.deepcopy(self.model.state_dict())
+
+        def validate(step):
+            nonlocal best, best_state
+            self.model.eval()
+            with torch.no_grad():
+                p = self.forward(val).double()
+            wsr = weighted_sum_rate_torch(val["gain"].double(), p, val["noise"].double(), val["weight"].double())
+            ratio = float(wsr.mean()) / ref_mean
+            hist["val_steps"].append(step)
+            hist["val_ratios"].append(ratio)
+            if ratio > best:
+                best, best_state = ratio, copy.deepcopy(self.model.state_dict())
+            self.model.train()
+            return ratio
+
+        ratio = validate(0)
+        bar = tqdm(range(1, steps + 1), disable=not progress, desc="wcgcn", leave=False)
+        batch = first
+        for step in bar:
+            if step > 1:
+                batch = self._batch(sampler(c.batch_size), "WCGCN.fit(sampler)")
+            power = self.forward(batch)
+            loss = -weighted_sum_rate_torch(batch["gain"], power, batch["noise"], batch["weight"]).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            hist["steps"].append(step)
+            hist["losses"].append(float(loss.detach()))
+            if step % c.val_every == 0 or step == steps:
+                ratio = validate(step)
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", val=f"{ratio:.4f}", best=f"{best:.4f}")
+                if callback is not None and callback(step, {"loss": float(loss.detach()), "val_ratio": ratio, "best": best}):
+                    break
+        bar.close()
+        self.model.load_state_dict(best_state)
+        self.model.eval()
+        hist["best_val_ratio"] = best
+        hist["wall_time"] = time.perf_counter() - t0
+        self.meta.update({
+            "env_id": getattr(sampler, "env_id", self.meta.get("env_id")),
+            "env_kwargs": getattr(sampler, "env_kwargs", self.meta.get("env_kwargs")),
+            "steps": int(hist["steps"][-1]) if hist["steps"] else 0,
+            "seed": int(seed),
+            "val_ratio_to_wmmse": best,
+            "val_size": int(val["gain"].shape[0]),
+        })
+        return hist
