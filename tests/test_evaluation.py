@@ -228,6 +228,31 @@ def test_num_links_sweep_changes_k():
     assert res.config["sweep"] == {"knob": "num_links", "values": [6, 12], "label": "number of links K", "unit": "count"}
 
 
+class FixedK(Fraction):
+    """Like a fixed-size MLP: only K = 4."""
+
+    def act_batch(self, obs):
+        k = np.shape(obs["gain"])[-1]
+        if k != 4:
+            raise ValueError(f"FixedK was built for K=4, got K={k}")
+        return super().act_batch(obs)
+
+
+def test_a_solver_failing_at_one_sweep_point_is_reported_not_fatal(tmp_path):
+    with pytest.warns(RuntimeWarning, match="num_links=6"):
+        res = evaluate([FixedK(1.0, "fixed_k"), Fraction(1.0, "any_k")], IC, {}, slots=8, seed=0,
+                       sweep={"num_links": [4, 6]})
+    assert res.row("fixed_k", 4)["mean_wsr"] == res.row("any_k", 4)["mean_wsr"]
+    bad = res.row("fixed_k", 6)
+    assert bad["note"] == "failed: ValueError: FixedK was built for K=4, got K=6"
+    assert math.isnan(bad["mean_wsr"]) and math.isnan(bad["ratio_to_wmmse"]) and bad["slots"] == 0
+    assert not math.isnan(res.row("any_k", 6)["mean_wsr"])
+    assert "failed: ValueError" in res.table()
+    json_path, _ = res.save(tmp_path / "r.json")  # NaN survives as null in strict JSON
+    assert math.isnan(EvaluationResult.load(json_path).row("fixed_k", 6)["mean_wsr"])
+    res.plot(tmp_path / "r.png")
+
+
 def test_speed_sweep_runs_episodes_with_correlated_slots():
     rec = Recorder()
     res = evaluate([rec], IC, {"num_links": 4}, slots=20, seed=0, sweep={"speed": [0.0, 30.0]})

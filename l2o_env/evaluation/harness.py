@@ -43,6 +43,9 @@ Metrics (one row per solver x sweep point)
   observation) divided by the number of slots: the batched cost of one decision. Each solver gets one
   untimed warm-up call on a few observations per sweep point (then ``reset()``), so one-off costs
   such as torch's lazy initialisation do not count.
+- A solver that raises at a sweep point (a fixed-K MLP at another K, say) gets a row of NaNs there,
+  ``slots = 0`` and ``note = "failed: <error>"`` (plus a ``RuntimeWarning``); the others go on. Only
+  the reference failing ends the run.
 - ``clipped_fraction``: fraction of slots whose action had an entry outside ``[0, pmax]`` or not finite
   and was clipped into the box before scoring (solvers built on :class:`solvers.Solver` clip themselves,
   so they read 0).
@@ -55,6 +58,7 @@ import difflib
 import inspect
 import math
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -81,6 +85,8 @@ BATCH_BYTES = 64 * 2**20
 REFERENCE = "wmmse"
 #: ``weights`` values whose per-slot weights depend on the solver's past actions (need ``mode="live"``).
 ACTION_DEPENDENT_WEIGHTS = ("proportional_fair",)
+_METRICS = ("mean_wsr", "std_wsr", "mean_sum_rate", "ratio_to_wmmse", "p5_user_rate", "time_per_slot_s",
+            "clipped_fraction")
 _TOL = 1e-6  # relative slack on pmax before an action counts as clipped (float32 observations)
 
 
@@ -297,10 +303,24 @@ def _step(env, action: np.ndarray, env_id: str, t: int, steps: int):
     return obs
 
 
-def _run_point(entries, env_id, kwargs, *, episodes, steps, max_batch, seed, live, pbar) -> dict[str, _Accum]:
+def _failure(e: _Entry, exc: Exception) -> str:
+    if e.label == REFERENCE:  # without the reference there is no table
+        raise exc
+    first = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0] if first else ''}"
+
+
+def _run_point(entries, env_id, kwargs, *, episodes, steps, max_batch, seed, live, pbar
+               ) -> tuple[dict[str, _Accum], dict[str, str]]:
+    """Accumulators of every solver at one sweep point, and ``{label: error}`` of the solvers that raised.
+
+    A solver that raises (e.g. a fixed-K MLP at another K of a ``num_links`` sweep) is dropped for the
+    rest of the point and reported, instead of ending the whole evaluation.
+    """
     chunks = math.ceil(episodes / max_batch)
     batch = math.ceil(episodes / chunks)
     acc = {e.label: _Accum() for e in entries}
+    failed: dict[str, str] = {}
     envs = {e.label: _make_vec(env_id, batch, kwargs) for e in entries} if live else {None: _make_vec(env_id, batch, kwargs)}
     try:
         for c in range(chunks):
@@ -309,11 +329,18 @@ def _run_point(entries, env_id, kwargs, *, episodes, steps, max_batch, seed, liv
             obs_of = {e.label: first[e.label if live else None] for e in entries}
             if c == 0:
                 for e in entries:  # untimed warm-up: one-off costs (imports, torch init) are not per-slot costs
-                    _act(e, _slice(obs_of[e.label], min(batch, 4)), min(batch, 4))
+                    try:
+                        _act(e, _slice(obs_of[e.label], min(batch, 4)), min(batch, 4))
+                    except Exception as exc:  # noqa: BLE001 - reported in the table, see _failure
+                        failed[e.label] = _failure(e, exc)
             for e in entries:
-                _reset(e)
+                if e.label not in failed:
+                    _reset(e)
             for t in range(steps):
                 for e in entries:
+                    if e.label in failed:
+                        pbar.update(1)
+                        continue
                     obs = obs_of[e.label]
                     gain = np.asarray(obs["gain"], dtype=np.float64)
                     k = gain.shape[-1]
@@ -321,12 +348,16 @@ def _run_point(entries, env_id, kwargs, *, episodes, steps, max_batch, seed, liv
                     # the next solver sees or what this one is scored on
                     mine = {key: np.array(val) for key, val in obs.items()}
                     t0 = time.perf_counter()
-                    power = _act(e, mine, batch)
+                    try:
+                        power = _act(e, mine, batch)
+                        if power.shape != (batch, k):
+                            raise ValueError(f"returned powers of shape {power.shape}, expected {(batch, k)} (B, K)")
+                    except Exception as exc:  # noqa: BLE001 - reported in the table, see _failure
+                        failed[e.label] = _failure(e, exc)
+                        pbar.update(1)
+                        continue
                     a = acc[e.label]
                     a.seconds += time.perf_counter() - t0
-                    if power.shape != (batch, k):
-                        raise ValueError(f"solver {e.label!r} returned powers of shape {power.shape}, "
-                                         f"expected {(batch, k)} (B, K)")
                     pmax = np.asarray(obs["pmax"], dtype=np.float64)
                     power, bad = _clip(power, pmax)
                     rates = link_rates(gain, power, np.asarray(obs["noise"], dtype=np.float64))
@@ -344,11 +375,12 @@ def _run_point(entries, env_id, kwargs, *, episodes, steps, max_batch, seed, liv
                     nxt = _step(envs[None], np.zeros((batch, k)), env_id, t, steps)
                     obs_of = {e.label: nxt for e in entries}
             for e in entries:
-                acc[e.label].user_rate.append(acc[e.label].episode_rates / steps)
+                if e.label not in failed:
+                    acc[e.label].user_rate.append(acc[e.label].episode_rates / steps)
     finally:
         for env in envs.values():
             env.close()
-    return acc
+    return acc, failed
 
 
 def evaluate(
@@ -452,17 +484,23 @@ def evaluate(
         for value, kw in zip(values, points):
             if knob is not None:
                 pbar.set_description(f"{env_id} {knob}={value}")
-            acc = _run_point(entries, env_id, {**kw, **env_extra}, episodes=episodes, steps=episode_length, max_batch=int(max_batch),
+            acc, failed = _run_point(entries, env_id, {**kw, **env_extra}, episodes=episodes, steps=episode_length, max_batch=int(max_batch),
                              seed=int(seed), live=mode == "live", pbar=pbar)
             ref = acc[REFERENCE].summary()["mean_wsr"]
             for e in entries:
+                row = {"env_id": env_id, "sweep_knob": knob or "", "sweep_value": value, "solver": e.label}
+                if e.label in failed:
+                    where = f" at {knob}={value}" if knob else ""
+                    warnings.warn(f"solver {e.label!r} failed{where}: {failed[e.label]}", RuntimeWarning, stacklevel=2)
+                    rows.append({**row, **dict.fromkeys(_METRICS, float("nan")), "slots": 0,
+                                 "note": f"failed: {failed[e.label]}"})
+                    continue
                 s = acc[e.label].summary()
                 ratio = s["mean_wsr"] / ref if ref > 0 else float("nan")
-                rows.append({"env_id": env_id, "sweep_knob": knob or "", "sweep_value": value, "solver": e.label,
-                             "mean_wsr": s["mean_wsr"], "std_wsr": s["std_wsr"], "mean_sum_rate": s["mean_sum_rate"],
-                             "ratio_to_wmmse": ratio, "p5_user_rate": s["p5_user_rate"],
-                             "time_per_slot_s": s["time_per_slot_s"], "clipped_fraction": s["clipped_fraction"],
-                             "slots": s["slots"], "note": e.note})
+                rows.append({**row, "mean_wsr": s["mean_wsr"], "std_wsr": s["std_wsr"],
+                             "mean_sum_rate": s["mean_sum_rate"], "ratio_to_wmmse": ratio,
+                             "p5_user_rate": s["p5_user_rate"], "time_per_slot_s": s["time_per_slot_s"],
+                             "clipped_fraction": s["clipped_fraction"], "slots": s["slots"], "note": e.note})
                 per_slot[(e.label, value)] = np.concatenate(acc[e.label].sum_rate)
 
     import l2o_env

@@ -87,6 +87,8 @@ def plot_cdf(result, ax) -> None:
     """Empirical CDF of the per-slot sum rate of every solver on ``ax`` (Sun et al. Fig. 7)."""
     ref = result.config.get("reference", "wmmse")
     for solver in result.solvers:
+        if (solver, None) not in result.per_slot_sum_rate:  # the solver failed (see the table's note)
+            continue
         rates = np.sort(result.per_slot_sum_rate[(solver, None)])
         prob = np.arange(1, len(rates) + 1) / len(rates)
         ratio = result.row(solver)["ratio_to_wmmse"]

@@ -108,9 +108,9 @@ class EvaluationResult:
         lines = []
         for r in self.rows:
             line = [r["solver"]] + ([_fmt_value(r["sweep_value"])] if knob else []) + [
-                f"{r['mean_wsr']:.3f}", f"{r['mean_sum_rate']:.3f}", _fmt_ratio(r["ratio_to_wmmse"]),
-                f"{r['p5_user_rate']:.4g}", f"{1e3 * r['time_per_slot_s']:.4f}",
-                f"{100 * r['clipped_fraction']:.1f}%", str(r["slots"]), r["note"]]
+                _num(r["mean_wsr"], ".3f"), _num(r["mean_sum_rate"], ".3f"), _pct(r["ratio_to_wmmse"], 2),
+                _num(r["p5_user_rate"], ".4g"), _num(1e3 * r["time_per_slot_s"], ".4f"),
+                _pct(r["clipped_fraction"], 1), str(r["slots"]), _short(r["note"])]
             lines.append(line)
         widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(header)]
         left = {0, len(header) - 1}
@@ -212,5 +212,14 @@ def _fmt_value(value: Any) -> str:
     return str(value)
 
 
-def _fmt_ratio(value: float) -> str:
-    return "nan" if value is None or not math.isfinite(value) else f"{100 * value:.2f}%"
+def _num(value, spec: str) -> str:
+    return "nan" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def _pct(value, digits: int) -> str:
+    return "nan" if value is None or not math.isfinite(value) else f"{100 * value:.{digits}f}%"
+
+
+def _short(note: str, width: int = 72) -> str:
+    """Notes in the terminal table are cut (the JSON and CSV keep the whole text)."""
+    return note if len(note) <= width else note[: width - 3] + "..."
