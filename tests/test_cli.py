@@ -85,6 +85,8 @@ def _one_line_error(capsys, argv):
         (["eval", "--env", "PowerControl-IC-v0", "--solvers", "max_power", "--slots", "0"], "--slots"),
         (["eval", "--rerun", "no/such/file.json"], "no such file"),
         (["train", "max_power", "--env", "PowerControl-IC-v0"], "fit"),
+        (["train", "mlp", "--env", "PowerControl-IC-v0", "--env-kwargs", "num_links=5"], "K = 5"),
+        (["train", "mlp", "--env", "PowerControl-IC-v0", "--solver-kwargs", "nope=1"], "nope"),
         (["frobnicate"], "frobnicate"),
     ],
 )
