@@ -148,7 +148,10 @@ class EvaluationResult:
             w = csv.DictWriter(f, fieldnames=list(COLUMNS))
             w.writeheader()
             for r in self.rows:
-                w.writerow({k: _csv_cell(r[k]) for k in COLUMNS})
+                cells = {k: _csv_cell(r[k]) for k in COLUMNS}
+                if not r["sweep_knob"]:
+                    cells["sweep_value"] = ""  # nothing swept ("none" would read as speed=None)
+                w.writerow(cells)
         return path
 
     def save(self, path: str | os.PathLike) -> tuple[Path, Path]:
