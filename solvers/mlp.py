@@ -155,12 +155,15 @@ class _MLP(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Sec. IV, footnote 2: standard normal redrawn when |x| > 2, divided by sqrt(fan-in).
+        # Sec. IV, footnote 2: standard normal redrawn when |x| > 2, divided by sqrt(fan-in). The paper
+        # is silent on biases; the authors' code sets them to 0.1, which keeps the ReLUs and the clipped
+        # output of eq. (16) inside their active range at the start (zero biases leave about half of
+        # the outputs at 0 with zero gradient).
         for lin in self.layers:
             with torch.no_grad():
                 nn.init.trunc_normal_(lin.weight, mean=0.0, std=1.0, a=-2.0, b=2.0)
                 lin.weight.div_(math.sqrt(lin.in_features))
-                lin.bias.zero_()
+                lin.bias.fill_(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for lin in self.layers[:-1]:
