@@ -74,7 +74,7 @@ __all__ = ["evaluate", "rerun", "KNOBS", "MOBILE_EPISODE_LENGTH", "BATCH_BYTES",
 KNOBS: dict[str, dict[str, str]] = {
     "speed": {"label": "user speed", "unit": "m/s"},
     # dimensionless knobs: the "unit" says what the number means
-    "density": {"label": "density factor d", "unit": "positions scaled by 1/d"},
+    "density": {"label": "density factor d", "unit": "links per unit area x d; transmitter positions / sqrt(d)"},
     "num_links": {"label": "number of links K", "unit": "count"},
 }
 #: Steps per episode when a speed is set (slots correlated in time).
