@@ -74,6 +74,8 @@ __all__ = ["UWMMSE", "UWMMSEConfig", "GCNBank", "UWMMSENet"]
 
 _INPUT_SCALES = ("mean_diag", "max", "none")
 _NODE_FEATURES = ("ones", "weight")
+_AGGREGATES = ("out", "both")
+_TRANSFORMS = ("linear", "log1p")
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -88,6 +90,12 @@ class UWMMSEConfig:
         node_features: ``"ones"`` (Sec. IV) or ``"weight"`` (``Q = [1, w]``, Remark 3).
         input_scale: what the amplitude graph is divided by before the GCN (ours, see module docstring):
             ``"mean_diag"``, ``"max"`` or ``"none"``.
+        input_transform: ``"linear"`` (the GCN reads ``H / s``, eqs. 11-12) or ``"log1p"`` (ours: it reads
+            ``log(1 + H / s)``, which keeps the heavy tail of ``d^-2.2`` amplitudes (a receiver next to an
+            interferer in a dense network) from saturating the sigmoids).
+        aggregate: ``"out"``: eqs. (11)-(12) on the paper's ``H`` (node ``i`` sums the links its
+            transmitter interferes with, as the authors' code); ``"both"`` (ours) adds a term with
+            ``H^T`` (the interference its receiver hears) to both GCN layers.
         dtype: ``"float64"`` (authors' code) or ``"float32"``.
         lr: Adam learning rate (Sec. IV: 1e-3).
         batch_size: channel samples per step (Sec. IV: 64).
@@ -103,6 +111,8 @@ class UWMMSEConfig:
     bias: bool = True
     node_features: str = "ones"
     input_scale: str = "mean_diag"
+    input_transform: str = "linear"
+    aggregate: str = "out"
     dtype: str = "float64"
     lr: float = 1e-3
     batch_size: int = 64
@@ -123,6 +133,10 @@ class UWMMSEConfig:
             raise ValueError(f"UWMMSEConfig: node_features must be one of {_NODE_FEATURES}, got {self.node_features!r}")
         if self.input_scale not in _INPUT_SCALES:
             raise ValueError(f"UWMMSEConfig: input_scale must be one of {_INPUT_SCALES}, got {self.input_scale!r}")
+        if self.input_transform not in _TRANSFORMS:
+            raise ValueError(f"UWMMSEConfig: input_transform must be one of {_TRANSFORMS}, got {self.input_transform!r}")
+        if self.aggregate not in _AGGREGATES:
+            raise ValueError(f"UWMMSEConfig: aggregate must be one of {_AGGREGATES}, got {self.aggregate!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"UWMMSEConfig: dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -142,13 +156,14 @@ class GCNBank(nn.Module):
         in_features: node features ``F'`` (1 for ``Q = 1``).
         hidden: hidden features ``F``.
         bias: add the biases of the authors' code.
+        both: also aggregate over the transposed graph (``aggregate="both"``).
 
     Shapes:
         graph ``(B, K, K)`` (paper's ``H``, row = transmitter), diag ``(B, K)``, features ``(B, K, F')``
         -> ``(B, G, K)`` in ``(0, 1)``.
     """
 
-    def __init__(self, num_gcns: int, in_features: int, hidden: int, bias: bool = True):
+    def __init__(self, num_gcns: int, in_features: int, hidden: int, bias: bool = True, both: bool = False):
         super().__init__()
         self.num_gcns, self.in_features, self.hidden = num_gcns, in_features, hidden
         # first layer: one (F', G*F) matrix per term, so both terms are single matmuls
@@ -156,6 +171,12 @@ class GCNBank(nn.Module):
         self.w12 = nn.Parameter(torch.empty(in_features, num_gcns * hidden))
         self.w21 = nn.Parameter(torch.empty(num_gcns, hidden))
         self.w22 = nn.Parameter(torch.empty(num_gcns, hidden))
+        if both:  # the H^T terms of aggregate="both"
+            self.w13 = nn.Parameter(torch.empty(in_features, num_gcns * hidden))
+            self.w23 = nn.Parameter(torch.empty(num_gcns, hidden))
+        else:
+            self.register_parameter("w13", None)
+            self.register_parameter("w23", None)
         if bias:
             self.b1 = nn.Parameter(torch.empty(num_gcns * hidden))
             self.b2 = nn.Parameter(torch.empty(num_gcns))
@@ -174,25 +195,55 @@ class GCNBank(nn.Module):
             self.w12.uniform_(-lim1, lim1)
             self.w21.uniform_(-lim2, lim2)
             self.w22.uniform_(-lim2, lim2)
+            if self.w13 is not None:
+                self.w13.uniform_(-lim1, lim1)
+                self.w23.uniform_(-lim2, lim2)
             if self.b1 is not None:
                 self.b1.fill_(0.2)
                 self.b2.fill_(0.2)
 
-    def forward(self, graph: torch.Tensor, diag: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, graph: torch.Tensor, diag: torch.Tensor, features: torch.Tensor,
+                scale: torch.Tensor | None = None) -> torch.Tensor:
+        """``graph`` may be a transposed view; ``scale (B,)``, when given, divides ``graph`` and ``diag``.
+
+        Both layers are linear in ``graph``, so ``H / s`` is applied to the aggregated ``(B, K, .)``
+        results instead of the ``(B, K, K)`` matrix, and ``H Q`` is formed before the weights (``F'``
+        columns instead of ``G F``). Each layer is then ONE matmul against the stacked weights, so the
+        only ``(B, K, G F)`` tensor is ``Z`` (the GCNs cost about what a few WMMSE iterations cost).
+        """
         bsz, k = diag.shape
         g, f = self.num_gcns, self.hidden
-        # (12): Z = ReLU(diag(H) Q W11 + H Q W12 + b1), all G GCNs side by side in the last axis
-        z = diag.unsqueeze(-1) * (features @ self.w11) + graph @ (features @ self.w12)
+        inv = None if scale is None else (1.0 / scale)[:, None, None]
+        both = self.w13 is not None
+
+        def aggregate(mat, x):  # (H / s) x
+            y = mat @ x
+            return y if inv is None else y * inv
+
+        d = (diag if inv is None else diag * inv[:, :, 0]).unsqueeze(-1)
+        # (12): Z = ReLU(diag(H) Q W11 + H Q W12 [+ H^T Q W13] + b1) = ReLU([dQ, HQ, (H^T Q), 1] W1)
+        parts = [d * features, aggregate(graph, features)]
+        weights = [self.w11, self.w12]
+        if both:
+            parts.append(aggregate(graph.transpose(-1, -2), features))
+            weights.append(self.w13)
         if self.b1 is not None:
-            z = z + self.b1
-        z = torch.relu(z).view(bsz, k, g, f)
-        # (11): Psi = sigmoid(diag(H) Z w21 + H Z w22 + b2), per GCN
-        self_term = torch.einsum("bkgf,gf->bkg", z, self.w21) * diag.unsqueeze(-1)
-        neigh = graph @ torch.einsum("bkgf,gf->bkg", z, self.w22)
-        out = self_term + neigh
+            parts.append(torch.ones_like(d))
+            weights.append(self.b1.unsqueeze(0))
+        z = torch.relu_(torch.cat(parts, dim=-1) @ torch.cat(weights, dim=0))  # (B, K, G F)
+        # (11): per GCN, Z w21 (self), Z w22 (H) [, Z w23 (H^T)] as one block-diagonal matmul
+        heads = [self.w21, self.w22] + ([self.w23] if both else [])
+        eye = torch.eye(g, dtype=z.dtype, device=z.device)
+        w2 = torch.cat([(w.unsqueeze(-1) * eye.unsqueeze(1)).reshape(g * f, g) for w in heads], dim=1)
+        y = z @ w2  # (B, K, len(heads) G)
+        out = d * y[..., :g] + aggregate(graph, y[..., g:2 * g])
+        if both:
+            out = out + aggregate(graph.transpose(-1, -2), y[..., 2 * g:])
         if self.b2 is not None:
             out = out + self.b2
-        return torch.sigmoid(out).transpose(1, 2)
+        # clamp: a sigmoid that rounds to exactly 0 gives w = 0, a link stuck at v = 0 and, once every
+        # w_j u_j^2 of a column is 0, a 0/0 in the backward pass of eq. (8); sigmoid(+-30) is 1e-13 off
+        return torch.sigmoid(out.clamp(-30.0, 30.0)).transpose(1, 2)
 
 
 class UWMMSENet(nn.Module):
@@ -206,26 +257,33 @@ class UWMMSENet(nn.Module):
         super().__init__()
         self.num_layers = config.num_layers
         self.input_scale = config.input_scale
+        self.log_input = config.input_transform == "log1p"
         self.node_features = config.node_features
         in_features = 1 if config.node_features == "ones" else 2
-        self.gcn = GCNBank(2 * config.num_layers, in_features, config.hidden, config.bias)
+        self.gcn = GCNBank(2 * config.num_layers, in_features, config.hidden, config.bias,
+                           both=config.aggregate == "both")
 
     def coefficients(self, gain, weight) -> tuple[torch.Tensor, torch.Tensor]:
         """``a, b`` of every layer, each ``(B, L, K)`` (eq. 5)."""
         # paper's H (row = transmitter) is the transpose of our amplitude matrix (row = receiver)
         graph = gain.clamp_min(0.0).sqrt().transpose(-1, -2)
         diag = torch.diagonal(graph, dim1=-2, dim2=-1)
-        if self.input_scale != "none":
-            if self.input_scale == "mean_diag":
-                scale = diag.mean(dim=-1)
-            else:
-                scale = graph.flatten(1).amax(dim=-1)
-            scale = scale.clamp_min(torch.finfo(gain.dtype).tiny)[:, None]
-            diag = diag / scale
-            graph = graph / scale[..., None]
+        scale = None
+        if self.input_scale == "mean_diag":
+            scale = diag.mean(dim=-1)
+        elif self.input_scale == "max":
+            scale = graph.flatten(1).amax(dim=-1)
+        if scale is not None:
+            scale = scale.clamp_min(torch.finfo(gain.dtype).tiny)
+        if self.log_input:  # the GCN is no longer linear in H: transform the matrix itself
+            if scale is not None:
+                graph = graph / scale[:, None, None]
+            graph = torch.log1p(graph)
+            diag = torch.diagonal(graph, dim1=-2, dim2=-1)
+            scale = None
         ones = torch.ones_like(diag).unsqueeze(-1)
         features = ones if self.node_features == "ones" else torch.cat([ones, weight.unsqueeze(-1)], dim=-1)
-        coeff = self.gcn(graph, diag, features)
+        coeff = self.gcn(graph, diag, features, scale)
         return coeff[:, 0::2], coeff[:, 1::2]
 
     def unfold(self, gain, noise, pmax, weight, a, b) -> torch.Tensor:
@@ -263,8 +321,22 @@ class UWMMSE(LearnedSolver):
     def build(self) -> nn.Module:
         return UWMMSENet(self.config).to(_DTYPES[self.config.dtype])
 
+    #: samples per chunk in ``act_batch``: keeps the ``(chunk, K, 2 L F)`` hidden features and the gains of
+    #: a chunk in cache (measured ~1.5x faster than one piece for 10,000 x 20 links on CPU)
+    infer_chunk: int = 512
+
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.model(obs["gain"], obs["noise"], obs["pmax"], obs["weight"])
+
+    def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        self.model.eval()
+        keys = ("gain", "noise", "pmax", "weight")
+        t = to_torch({k: obs[k] for k in keys}, dtype=self.dtype, device=self.device)
+        bsz = t["gain"].shape[0]
+        step = bsz if self.device.type != "cpu" else self.infer_chunk
+        with torch.no_grad():
+            power = torch.cat([self.model(*(t[k][i:i + step] for k in keys)) for i in range(0, bsz, step)])
+        return power.to("cpu", torch.float64).numpy()
 
     def coefficients(self, obs: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The learned ``a, b`` (each ``(B, L, K)``) of a batched observation (Sec. IV-D's analysis)."""
@@ -291,7 +363,8 @@ class UWMMSE(LearnedSolver):
 
         Returns:
             history dict: ``step``, ``loss`` (per step), ``val_step``, ``val_ratio``, ``best_val_ratio``,
-            ``best_step``, ``wall_time`` (s), ``stopped_early``.
+            ``best_step``, ``wall_time`` (s), ``stopped_early``, ``skipped_steps`` (batches whose gradient
+            was not finite; Adam skips them).
 
         The weights with the best validation ratio (ratio of mean WSRs to WMMSE's,
         :meth:`LearnedSolver.ratio_to_wmmse`) are kept; training stops after ``config.patience``
@@ -314,7 +387,7 @@ class UWMMSE(LearnedSolver):
         start = time.perf_counter()
         best_ratio = self.ratio_to_wmmse(validation)
         best_state = copy.deepcopy(self.model.state_dict())
-        best_step, since_best, stopped = 0, 0, False
+        best_step, since_best, stopped, skipped = 0, 0, False, 0
         hist["val_step"].append(0)
         hist["val_ratio"].append(best_ratio)
         bar = tqdm(total=steps, desc="uwmmse", disable=not progress, file=sys.stderr, leave=False)
@@ -325,9 +398,12 @@ class UWMMSE(LearnedSolver):
             loss = -weighted_sum_rate_torch(t["gain"], power, t["noise"], t["weight"]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+            clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            if torch.isfinite(grad_norm):
+                opt.step()
+            else:  # a degenerate batch (e.g. 0/0 at a saturated layer): skip it rather than poison Adam
+                skipped += 1
             hist["step"].append(step)
             loss_value = loss.item()
             hist["loss"].append(loss_value)
@@ -353,7 +429,8 @@ class UWMMSE(LearnedSolver):
         self.model.load_state_dict(best_state)
         self.model.eval()
         wall = time.perf_counter() - start
-        hist.update(best_val_ratio=best_ratio, best_step=best_step, wall_time=wall, stopped_early=stopped)
+        hist.update(best_val_ratio=best_ratio, best_step=best_step, wall_time=wall, stopped_early=stopped,
+                    skipped_steps=skipped)
         self.meta.update({
             "env_id": getattr(sampler, "env_id", self.meta.get("env_id")),
             "env_kwargs": getattr(sampler, "env_kwargs", self.meta.get("env_kwargs")),

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import solvers
-from l2o_env.rates import weighted_sum_rate
+from l2o_env.rates import weighted_sum_rate, weighted_sum_rate_torch
 from solvers.learned import to_torch
 from solvers.uwmmse import UWMMSE, UWMMSEConfig
 from solvers.wmmse_core import wmmse_run
@@ -105,6 +105,41 @@ def test_gcn_input_is_invariant_to_a_global_gain_scale(obs):
     assert not np.allclose(raw.coefficients({**obs, "gain": obs["gain"] * 1e6})[0], raw.coefficients(obs)[0])
 
 
+@pytest.mark.parametrize("kwargs", [{"input_transform": "log1p"}, {"aggregate": "both"},
+                                    {"input_transform": "log1p", "aggregate": "both", "node_features": "weight"}])
+def test_options_keep_equivariance_and_scale_invariance(obs, kwargs):
+    s = UWMMSE(**kwargs)
+    perm = np.random.default_rng(7).permutation(20)
+    permuted = {"gain": obs["gain"][:, perm][:, :, perm], **{k: obs[k][:, perm] for k in ("weight", "noise", "pmax")}}
+    np.testing.assert_allclose(s.act_batch(permuted), s.act_batch(obs)[:, perm], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(s.coefficients({**obs, "gain": obs["gain"] * 1e4})[0], s.coefficients(obs)[0], rtol=1e-9)
+
+
+def test_chunked_inference_matches_one_piece(obs):
+    s = UWMMSE(aggregate="both")
+    whole = s.act_batch(obs)
+    s.infer_chunk = 5  # 16 samples in chunks of 5, 5, 5, 1
+    np.testing.assert_allclose(s.act_batch(obs), whole, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("bias", [-1000.0, 1000.0])
+def test_saturated_coefficients_stay_normal_numbers(obs, bias):
+    """A sigmoid of -700 .. -745 is a subnormal (1e-304 .. 1e-323): mixed with normal a_j, eq. (8)'s
+    backward then squares a ~1e-310 denominator to 0 and training hits NaN (seen in dense networks).
+    The GCN output is clamped so that a, b stay within 1e-13 of [0, 1] instead."""
+    s = UWMMSE()
+    with torch.no_grad():
+        for p in s.model.gcn.parameters():
+            p.zero_()
+        s.model.gcn.b2.fill_(bias)
+    a, b = s.coefficients(obs)
+    assert a.min() >= 1e-14 and a.max() <= 1 - 1e-14 and b.min() >= 1e-14
+    t = to_torch(obs, dtype=torch.float64)
+    loss = -weighted_sum_rate_torch(t["gain"], s.forward(t), t["noise"], t["weight"]).mean()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in s.model.parameters())
+
+
 def test_float32_option(obs):
     s = UWMMSE(dtype="float32")
     assert s.dtype == torch.float32
@@ -113,6 +148,7 @@ def test_float32_option(obs):
 
 
 @pytest.mark.parametrize("bad", [{"node_features": "xyz"}, {"input_scale": "median"}, {"dtype": "half"},
+                                 {"input_transform": "sqrt"}, {"aggregate": "in"},
                                  {"num_layers": 0}, {"lr": -1.0}, {"patience": -1}])
 def test_bad_config_is_rejected(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
