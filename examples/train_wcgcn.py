@@ -3,7 +3,7 @@
 CleanRL-style single file: ``Args``, then the run under ``__main__``. The shipped checkpoints were made
 with (see benchmarks/RESULTS.md for the measured ratios):
 
-    python examples/train_wcgcn.py --env-id PowerControl-D2D-v0 --num-links 50 --edge-threshold 300 \
+    python examples/train_wcgcn.py --env-id PowerControl-D2D-v0 --num-links 50 \
         --steps 2000 --out solvers/checkpoints/wcgcn.pt
     python examples/train_wcgcn.py --env-id PowerControl-IC-v0 --num-links 10 --env-kwargs '{"snr_db": 10}' \
         --steps 3000 --out solvers/checkpoints/wcgcn-ic10.pt
@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ class Args:
     """torch seed of the weight initialisation"""
     sampler_seed: int = 1
     """seed of the training sampler (the evaluation sampler uses sampler_seed + 1000)"""
-    edge_threshold: float = 500.0
+    edge_threshold: float = 300.0
     """metres: neighbours when positions are observed (paper 500, authors' code 300)"""
     max_neighbors: int = 32
     """strongest interferers per receiver when there are no positions"""
@@ -109,9 +110,14 @@ if __name__ == "__main__":
                    val_every=args.val_every)
     solver.meta.update({"env_id": args.env_id, "env_kwargs": env_kwargs,
                         "command": "python examples/train_wcgcn.py " + " ".join(sys.argv[1:])})
-    hist = solver.fit(sampler, steps=args.steps, seed=args.seed, progress=True,
-                      callback=lambda step, m: print(f"step {step}: loss {m['loss']:.4f} val/WMMSE {m['val_ratio']:.4f}"
-                                                     f" (best {m['best']:.4f})", flush=True))
+
+    def report(step, m):
+        print(f"step {step}: loss {m['loss']:.4f} val/WMMSE {m['val_ratio']:.4f} (best {m['best']:.4f})", flush=True)
+        if m["val_ratio"] >= m["best"]:  # keep the best weights on disk too, so an interrupted run leaves them
+            solver.meta.update({"steps": step, "val_ratio_to_wmmse": m["val_ratio"]})
+            solver.save(args.out + ".partial")
+
+    hist = solver.fit(sampler, steps=args.steps, seed=args.seed, progress=True, callback=report)
     print(f"trained {len(hist['steps'])} steps in {hist['wall_time']:.0f} s; best validation ratio "
           f"{hist['best_val_ratio']:.4f}")
 
@@ -121,4 +127,5 @@ if __name__ == "__main__":
         solver.meta["eval"] = ev
         print(json.dumps(ev, indent=1))
     path = solver.save(args.out)
+    Path(args.out + ".partial").unlink(missing_ok=True)
     print(f"saved {path}")

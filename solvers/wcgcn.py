@@ -79,7 +79,7 @@ def _mlp(widths: list[int], last_activation: bool) -> nn.Sequential:
     for n, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         layers.append(nn.Linear(a, b))
         if last_activation or n < len(widths) - 2:
-            layers.append(nn.ReLU())
+            layers.append(nn.ReLU(inplace=True))  # in place: at K = 1000 the allocations cost more than the math
     return nn.Sequential(*layers)
 
 
@@ -104,7 +104,7 @@ class WCGCNConv(MessagePassing):
 
     def __init__(self, node_dim: int = NODE_DIM, edge_dim: int = EDGE_DIM, hidden1: int = 32, hidden2: int = 16):
         super().__init__(aggr="max")
-        self.mlp1 = _mlp([node_dim + edge_dim, hidden1, hidden1], last_activation=True)
+        self.mlp1 = _mlp([node_dim + edge_dim, hidden1, hidden1], last_activation=True)  # applied in forward+message
         self.mlp2 = _mlp([node_dim + hidden1, hidden2, 1], last_activation=False)
         self.reset_parameters()
 
@@ -115,11 +115,18 @@ class WCGCNConv(MessagePassing):
                 lin.reset_parameters()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
-        aggr = self.propagate(edge_index, x=x, edge_attr=edge_attr)
+        # MLP1's first linear map splits into a node part and an edge part, W [x_j; e] = W_x x_j + W_e e;
+        # projecting the nodes once (|V| rows) instead of every edge (|E| rows) saves ~25 % at K = 1000
+        first = self.mlp1[0]
+        f = x.shape[-1]
+        x_proj = x @ first.weight[:, :f].T
+        e_proj = torch.addmm(first.bias, edge_attr, first.weight[:, f:].T)
+        aggr = self.propagate(edge_index, x=x_proj, edge_attr=e_proj)
         return self.mlp2(torch.cat([x, aggr], dim=-1)).squeeze(-1)
 
     def message(self, x_j: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
-        return self.mlp1(torch.cat([x_j, edge_attr], dim=-1))
+        # = MLP1(x_j, e_ji) of eq. (11), with its first linear layer applied in forward
+        return self.mlp1[1:](x_j + edge_attr)
 
 
 class WCGCNNet(nn.Module):
@@ -158,7 +165,7 @@ class WCGCNNet(nn.Module):
         return s
 
 
-def build_graph(gain: torch.Tensor, *, tx_pos=None, rx_pos=None, edge_threshold: float = 500.0,
+def build_graph(gain: torch.Tensor, *, tx_pos=None, rx_pos=None, edge_threshold: float = 300.0,
                 max_neighbors: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Edge lists of a batch of interference graphs, vectorised.
 
@@ -219,8 +226,10 @@ class WCGCN(LearnedSolver):
         """MLP2 hidden width: {3 + hidden1, hidden2, 1} (Sec. V-A: {35, 16, 1})."""
         num_layers: int = 3
         """Layers sharing one set of weights (Sec. III-C / authors' code: 3)."""
-        edge_threshold: float = 500.0
-        """Metres: links closer than this are neighbours when positions are observed (paper 500, code 300)."""
+        edge_threshold: float = 300.0
+        """Metres: links closer than this are neighbours when positions are observed. The paper (Sec. V-B)
+        uses 500 m, the authors' code 300 m; we default to 300 m: at K = 1000 (same density) it halves the
+        edges (15 neighbours per link instead of 38, measured), which keeps one decision under 50 ms on a CPU core."""
         max_neighbors: int = 32
         """Without positions: incoming edges per receiver, its strongest interferers (all when K - 1 <= this)."""
         lr: float = 1e-3
