@@ -263,14 +263,14 @@ def test_shipped_checkpoint_beats_truncated_wmmse_at_every_density(factor):
 
 @pytest.mark.slow
 def test_training_on_a_fixed_topology_matches_wmmse():
-    """Sec. IV / Table I: trained on one layout, UWMMSE reaches WMMSE (paper 100.3 %)."""
-    torch.set_num_threads(1)
-    kwargs = dict(num_links=20, topology="fixed", density=1.0)
-    s = UWMMSE()
-    s.fit(_env_sampler(seed=0, **kwargs), seed=0, progress=False)
-    test = _env_sampler(seed=0, **kwargs)
-    test(64)  # not the training stream: fresh fading on the same layout
-    assert s.ratio_to_wmmse(test(2000)) >= 1.0
+    """Sec. IV / Table I: trained on one layout, UWMMSE reaches WMMSE (paper 100.3 %). The recipe of the
+    shipped ``uwmmse-fixed.pt`` (lr 1e-2, 10,000 steps); ~10-15 min on one core."""
+    sampler = _env_sampler(seed=0, num_links=20, topology="fixed")
+    torch.manual_seed(0)
+    s = UWMMSE(lr=1e-2)
+    s.fit(sampler, seed=0, progress=False)
+    test = sampler(4000)  # the stream goes on: same layout, fading never trained on
+    assert s.ratio_to_wmmse(test) >= 1.0
 
 
 def test_config_is_a_dataclass_with_paper_defaults():
