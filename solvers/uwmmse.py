@@ -96,7 +96,10 @@ class UWMMSEConfig:
         aggregate: ``"out"``: eqs. (11)-(12) on the paper's ``H`` (node ``i`` sums the links its
             transmitter interferes with, as the authors' code); ``"both"`` (ours) adds a term with
             ``H^T`` (the interference its receiver hears) to both GCN layers.
-        dtype: ``"float64"`` (authors' code) or ``"float32"``.
+        dtype: ``"float64"`` (authors' code) or ``"float32"``: parameters and the unfolded WMMSE layers.
+        gcn_dtype: precision of the GCN's activations (ours; ``"float32"`` default): ``a, b`` need no more
+            than 7 digits, and float32 halves the cost of the ``(B, K, K)`` passes (sqrt, log1p,
+            aggregation) that dominate the GCN; the WMMSE layers stay in ``dtype``.
         lr: Adam learning rate (Sec. IV: 1e-3).
         batch_size: channel samples per step (Sec. IV: 64).
         steps: training steps (Sec. IV: 10,000; the authors' code runs up to 20 epochs of 10,000).
@@ -114,6 +117,7 @@ class UWMMSEConfig:
     input_transform: str = "linear"
     aggregate: str = "out"
     dtype: str = "float64"
+    gcn_dtype: str = "float32"
     lr: float = 1e-3
     batch_size: int = 64
     steps: int = 10_000
@@ -137,8 +141,9 @@ class UWMMSEConfig:
             raise ValueError(f"UWMMSEConfig: input_transform must be one of {_TRANSFORMS}, got {self.input_transform!r}")
         if self.aggregate not in _AGGREGATES:
             raise ValueError(f"UWMMSEConfig: aggregate must be one of {_AGGREGATES}, got {self.aggregate!r}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"UWMMSEConfig: dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
+        for name in ("dtype", "gcn_dtype"):
+            if getattr(self, name) not in _DTYPES:
+                raise ValueError(f"UWMMSEConfig: {name} must be one of {tuple(_DTYPES)}, got {getattr(self, name)!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"UWMMSEConfig: lr must be a positive number, got {self.lr!r}")
         if not (self.grad_clip >= 0):
@@ -160,7 +165,7 @@ class GCNBank(nn.Module):
 
     Shapes:
         graph ``(B, K, K)`` (paper's ``H``, row = transmitter), diag ``(B, K)``, features ``(B, K, F')``
-        -> ``(B, G, K)`` in ``(0, 1)``.
+        (``None``: ``Q = 1``), scale ``(B,)`` or ``None`` -> ``(B, G, K)`` in ``(0, 1)``, in the graph's dtype.
     """
 
     def __init__(self, num_gcns: int, in_features: int, hidden: int, bias: bool = True, both: bool = False):
@@ -213,16 +218,20 @@ class GCNBank(nn.Module):
         """
         bsz, k = diag.shape
         g, f = self.num_gcns, self.hidden
+        dt = graph.dtype
         inv = None if scale is None else (1.0 / scale)[:, None, None]
         both = self.w13 is not None
 
-        def aggregate(mat, x):  # (H / s) x
-            y = mat @ x
+        def aggregate(mat, x):  # (H / s) x; x = None stands for Q = 1 (a row sum, no matmul)
+            y = mat.sum(-1, keepdim=True) if x is None else mat @ x
             return y if inv is None else y * inv
+
+        def param(p):  # parameters live in the model dtype; the activations in the graph's
+            return p.to(dt)
 
         d = (diag if inv is None else diag * inv[:, :, 0]).unsqueeze(-1)
         # (12): Z = ReLU(diag(H) Q W11 + H Q W12 [+ H^T Q W13] + b1) = ReLU([dQ, HQ, (H^T Q), 1] W1)
-        parts = [d * features, aggregate(graph, features)]
+        parts = [d if features is None else d * features, aggregate(graph, features)]
         weights = [self.w11, self.w12]
         if both:
             parts.append(aggregate(graph.transpose(-1, -2), features))
@@ -230,17 +239,17 @@ class GCNBank(nn.Module):
         if self.b1 is not None:
             parts.append(torch.ones_like(d))
             weights.append(self.b1.unsqueeze(0))
-        z = torch.relu_(torch.cat(parts, dim=-1) @ torch.cat(weights, dim=0))  # (B, K, G F)
+        z = torch.relu_(torch.cat(parts, dim=-1) @ param(torch.cat(weights, dim=0)))  # (B, K, G F)
         # (11): per GCN, Z w21 (self), Z w22 (H) [, Z w23 (H^T)] as one block-diagonal matmul
         heads = [self.w21, self.w22] + ([self.w23] if both else [])
-        eye = torch.eye(g, dtype=z.dtype, device=z.device)
-        w2 = torch.cat([(w.unsqueeze(-1) * eye.unsqueeze(1)).reshape(g * f, g) for w in heads], dim=1)
+        eye = torch.eye(g, dtype=dt, device=z.device)
+        w2 = torch.cat([(param(w).unsqueeze(-1) * eye.unsqueeze(1)).reshape(g * f, g) for w in heads], dim=1)
         y = z @ w2  # (B, K, len(heads) G)
         out = d * y[..., :g] + aggregate(graph, y[..., g:2 * g])
         if both:
             out = out + aggregate(graph.transpose(-1, -2), y[..., 2 * g:])
         if self.b2 is not None:
-            out = out + self.b2
+            out = out + param(self.b2)
         # clamp: a sigmoid that rounds to exactly 0 gives w = 0, a link stuck at v = 0 and, once every
         # w_j u_j^2 of a column is 0, a 0/0 in the backward pass of eq. (8); sigmoid(+-30) is 1e-13 off
         return torch.sigmoid(out.clamp(-30.0, 30.0)).transpose(1, 2)
@@ -258,6 +267,7 @@ class UWMMSENet(nn.Module):
         self.num_layers = config.num_layers
         self.input_scale = config.input_scale
         self.log_input = config.input_transform == "log1p"
+        self.gcn_dtype = _DTYPES[config.gcn_dtype]
         self.node_features = config.node_features
         in_features = 1 if config.node_features == "ones" else 2
         self.gcn = GCNBank(2 * config.num_layers, in_features, config.hidden, config.bias,
@@ -266,7 +276,8 @@ class UWMMSENet(nn.Module):
     def coefficients(self, gain, weight) -> tuple[torch.Tensor, torch.Tensor]:
         """``a, b`` of every layer, each ``(B, L, K)`` (eq. 5)."""
         # paper's H (row = transmitter) is the transpose of our amplitude matrix (row = receiver)
-        graph = gain.clamp_min(0.0).sqrt().transpose(-1, -2)
+        dt = self.gcn_dtype
+        graph = gain.to(dt).clamp_min(0.0).sqrt().transpose(-1, -2)
         diag = torch.diagonal(graph, dim1=-2, dim2=-1)
         scale = None
         if self.input_scale == "mean_diag":
@@ -274,16 +285,15 @@ class UWMMSENet(nn.Module):
         elif self.input_scale == "max":
             scale = graph.flatten(1).amax(dim=-1)
         if scale is not None:
-            scale = scale.clamp_min(torch.finfo(gain.dtype).tiny)
+            scale = scale.clamp_min(torch.finfo(dt).tiny)
         if self.log_input:  # the GCN is no longer linear in H: transform the matrix itself
             if scale is not None:
-                graph = graph / scale[:, None, None]
+                graph = graph * (1.0 / scale)[:, None, None]
             graph = torch.log1p(graph)
             diag = torch.diagonal(graph, dim1=-2, dim2=-1)
             scale = None
-        ones = torch.ones_like(diag).unsqueeze(-1)
-        features = ones if self.node_features == "ones" else torch.cat([ones, weight.unsqueeze(-1)], dim=-1)
-        coeff = self.gcn(graph, diag, features, scale)
+        features = None if self.node_features == "ones" else torch.stack([torch.ones_like(diag), weight.to(dt)], dim=-1)
+        coeff = self.gcn(graph, diag, features, scale).to(gain.dtype)
         return coeff[:, 0::2], coeff[:, 1::2]
 
     def unfold(self, gain, noise, pmax, weight, a, b) -> torch.Tensor:
