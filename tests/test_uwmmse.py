@@ -67,6 +67,15 @@ def test_unit_coefficients_give_truncated_wmmse(weights):
         torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-15)  # identical math; BLAS may round differently
 
 
+def test_unit_coefficients_equal_the_truncated_wmmse_solver(obs):
+    s = UWMMSE()
+    t = to_torch(obs, dtype=torch.float64)
+    ones = torch.ones(16, 4, 20, dtype=torch.float64)
+    mine = s.model.unfold(t["gain"], t["noise"], t["pmax"], t["weight"], ones, torch.zeros_like(ones))
+    np.testing.assert_allclose(mine.numpy(), solvers.make("truncated_wmmse", iterations=4).act_batch(obs),
+                               rtol=1e-12, atol=1e-15)
+
+
 def test_act_batch_runs_through_the_unfolded_wmmse(obs, monkeypatch):
     """The solver path (act_batch -> forward -> coefficients -> unfold) with a = 1, b = 0 is truncated WMMSE."""
     s = UWMMSE()
