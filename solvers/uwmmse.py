@@ -447,6 +447,7 @@ class UWMMSE(LearnedSolver):
             "train_steps": int(hist["step"][-1]) if hist["step"] else 0,
             "best_step": best_step,
             "val_ratio_to_wmmse": best_ratio,
+            "skipped_steps": skipped,
             "seed": seed,
             "config": dataclasses.asdict(cfg),
         })
