@@ -7,6 +7,7 @@ do not depend on the env package; the slow tests use :class:`l2o_env.data.Observ
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -295,3 +296,24 @@ def test_config_is_a_dataclass_with_paper_defaults():
     cfg = UWMMSEConfig()
     assert (cfg.num_layers, cfg.hidden, cfg.lr, cfg.batch_size, cfg.steps, cfg.grad_clip) == (4, 4, 1e-3, 64, 10_000, 5.0)
     assert dataclasses.asdict(cfg)["node_features"] == "ones"
+
+
+def test_training_script_runs_with_a_tiny_budget(tmp_path, monkeypatch):
+    """examples/train_uwmmse.py end to end (robust sampler, density table, checkpoint with its command)."""
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("l2o_env.data")
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_uwmmse.py"
+    spec = importlib.util.spec_from_file_location("train_uwmmse", path)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "train_uwmmse", mod)  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    out = tmp_path / "u.pt"
+    res = mod.main(mod.parse_args(["--steps", "3", "--solver-kwargs", "val_size=10,val_every=3",
+                                   "--eval-samples", "16", "--eval-factors", "1,5", "--table-samples", "8",
+                                   "--out", str(out), "--no-progress"]))
+    assert [r["factor"] for r in res["density_table"]] == [1.0, 5.0]
+    back = UWMMSE.load(out)
+    assert back.meta["density_factors"] == [0.5, 5.0] and "train_uwmmse.py" in back.meta["command"]
+    assert back.meta["env_id"] == "PowerControl-AdHoc-v0" and back.meta["train_steps"] == 3
