@@ -41,7 +41,18 @@ Input scale (our choice, documented). Amplitudes ``d^-2.2`` span many decades ac
 densities, while WMMSE itself is invariant to a global gain scale at low noise. The GCN sees
 ``H / s`` with ``s`` per sample (``input_scale``): ``"mean_diag"`` (default) the mean direct amplitude
 ``mean_i h_ii``, ``"max"`` the largest amplitude, ``"none"`` raw amplitudes (the authors' code). Both
-scaled versions make ``a, b`` invariant to multiplying every gain by a constant.
+scaled versions make ``a, b`` invariant to multiplying every gain by a constant. Across densities the
+scaled amplitudes are still heavy-tailed (a receiver next to an interferer gives entries ~1e5 that
+saturate the sigmoids and made training diverge), so the robust model reads ``log(1 + H / s)``
+(``input_transform="log1p"``); a fixed topology trains well on the linear ``H / s``.
+
+Shipped checkpoints (``examples/train_uwmmse.py``; numbers in ``benchmarks/RESULTS.md``):
+``uwmmse.pt`` (default) is the robust variant of Sec. IV-E: 20-link ad hoc networks, a new random layout
+per sample and a random paper density factor ``d ~ U[0.5, 5]`` per batch; the env's ``density`` is an
+area factor (coordinates divided by ``sqrt(density)``), so ``density = d^2``. ``uwmmse-fixed.pt``
+(``pretrained="fixed"``) is Table I's setting: the one layout of
+``ObservationSampler("PowerControl-AdHoc-v0", seed=0, num_links=20, topology="fixed")``; it is meant for
+that layout only.
 
 Not in this implementation: the authors' code also learns a scalar ``mu`` per layer added to the
 denominator of (8); the paper's equations do not have it and :func:`wmmse_layer` is kept as the one
