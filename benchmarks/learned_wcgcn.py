@@ -29,7 +29,8 @@ from solvers.wcgcn import WCGCN
 # row -> (checkpoint tag, env id, env kwargs, large-scale row?)
 ROWS = {
     "d2d50": (True, "PowerControl-D2D-v0", {"num_links": 50}, False),
-    "d2d50-random-weights": (True, "PowerControl-D2D-v0", {"num_links": 50, "weights": "random"}, False),
+    # the paper's Table II setting (weights U[0, 1]), with the checkpoint trained on random weights
+    "d2d50-random-weights": ("d2d-random", "PowerControl-D2D-v0", {"num_links": 50, "weights": "random"}, False),
     "d2d1000": (True, "PowerControl-D2D-v0", {"num_links": 1000, "density": 0.05}, True),
     "ic10": ("ic10", "PowerControl-IC-v0", {"num_links": 10, "snr_db": 10.0}, False),
 }

@@ -5,6 +5,8 @@ with (see benchmarks/RESULTS.md for the measured ratios):
 
     python examples/train_wcgcn.py --env-id PowerControl-D2D-v0 --num-links 50 \
         --steps 2000 --out solvers/checkpoints/wcgcn.pt
+    python examples/train_wcgcn.py --env-id PowerControl-D2D-v0 --num-links 50 --env-kwargs '{"weights": "random"}' \
+        --steps 2000 --out solvers/checkpoints/wcgcn-d2d-random.pt
     python examples/train_wcgcn.py --env-id PowerControl-IC-v0 --num-links 10 --env-kwargs '{"snr_db": 10}' \
         --steps 3000 --out solvers/checkpoints/wcgcn-ic10.pt
 
@@ -118,7 +120,7 @@ if __name__ == "__main__":
             solver.save(args.out + ".partial")
 
     hist = solver.fit(sampler, steps=args.steps, seed=args.seed, progress=True, callback=report)
-    print(f"trained {len(hist['steps'])} steps in {hist['wall_time']:.0f} s; best validation ratio "
+    print(f"trained {len(hist['steps'])} steps in {hist['wall_time']:.0f} s ({hist['cpu_time']:.0f} s CPU); best validation ratio "
           f"{hist['best_val_ratio']:.4f}")
 
     if args.eval_samples > 0:

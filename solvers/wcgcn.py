@@ -193,7 +193,10 @@ def build_graph(gain: torch.Tensor, *, tx_pos=None, rx_pos=None, edge_threshold:
         top = cross.topk(max_neighbors, dim=-1).indices
         mask = torch.zeros(bsz, k, k, dtype=torch.bool, device=gain.device)
         mask.scatter_(-1, top, True)
-    b, i, j = mask.nonzero(as_tuple=True)
+    # nonzero on the flat mask is ~2x faster than on (B, K, K) (one index column instead of three)
+    flat = mask.reshape(-1).nonzero().squeeze(1)
+    b, rem = flat // (k * k), flat % (k * k)
+    i, j = rem // k, rem % k
     edge_index = torch.stack([b * k + j, b * k + i])
     return edge_index, b, i, j
 
@@ -304,7 +307,7 @@ class WCGCN(LearnedSolver):
 
         Returns:
             history dict: ``steps``/``losses`` (every step), ``val_steps``/``val_ratios``, ``best_val_ratio``,
-            ``wall_time`` (s). The best validated weights are loaded at the end.
+            ``wall_time`` and ``cpu_time`` (s). The best validated weights are loaded at the end.
         """
         from tqdm.auto import tqdm
 
@@ -316,7 +319,7 @@ class WCGCN(LearnedSolver):
             raise TypeError(f"WCGCN.fit: sampler must be callable as sampler(batch) -> dict, got {type(sampler).__name__}")
         torch.manual_seed(seed)
         self.model.reset_parameters()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
 
         val_raw = dict(sampler(c.val_size)) if validation is None else dict(validation)
         val = self._batch(val_raw, "WCGCN.fit(validation)")
@@ -374,6 +377,7 @@ class WCGCN(LearnedSolver):
         self.model.eval()
         hist["best_val_ratio"] = best
         hist["wall_time"] = time.perf_counter() - t0
+        hist["cpu_time"] = time.process_time() - c0  # this process's CPU seconds (all threads): the shared-machine yardstick
         self.meta.update({
             "env_id": getattr(sampler, "env_id", self.meta.get("env_id")),
             "env_kwargs": getattr(sampler, "env_kwargs", self.meta.get("env_kwargs")),

@@ -181,6 +181,7 @@ def test_few_steps_reduce_loss():
 @pytest.mark.slow
 @pytest.mark.parametrize("tag, env_id, kwargs, target", [
     (True, "PowerControl-D2D-v0", {}, 0.97),
+    ("d2d-random", "PowerControl-D2D-v0", {"weights": "random"}, 0.97),
     ("ic10", "PowerControl-IC-v0", {"num_links": 10, "snr_db": 10.0}, 1.00),
 ])
 def test_shipped_checkpoint_reaches_target(tag, env_id, kwargs, target):
