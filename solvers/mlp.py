@@ -22,7 +22,7 @@ Inputs (``Config.input``):
   size N x K);
 - ``"auto"`` (default): ``"bs_gain"`` when ``num_bs > 0`` else ``"gain"``.
 
-What we add to the paper, both documented options:
+What we add to the paper (documented options; the config defaults are the paper's except ``round_output``):
 
 - ``snr_scaling=True``: each magnitude is multiplied by ``sqrt(pmax_j / noise_i)`` (for ``bs_gain`` by
   ``sqrt(pmax_k / mean noise)``), so the input is dimensionless. With the authors' Pmax = 1, sigma^2 = 1
@@ -31,6 +31,14 @@ What we add to the paper, both documented options:
 - ``transform="log"``: ``log10`` of the (scaled) magnitude instead of the magnitude. The paper states no
   input normalisation; IMAC magnitudes span several decades (path loss (200/d)^3, 8 dB shadowing) and
   raw magnitudes let a few near-BS users dominate the first layer. ``"none"`` is the paper's raw input.
+  Both shipped checkpoints use ``"log"`` (on the IC K = 10 it also learnt faster: 88.1 % vs 86.7 % of
+  WMMSE after 2000 steps, raw outputs).
+- biases start at 0.1 (the authors' code; the paper is silent), ``round_output=True`` by default (the
+  paper's test-time rounding, +3 to +5 points here), and ``fit`` draws fresh WMMSE-labelled pools
+  (``pool_size``, ``pool_epochs``) instead of one fixed set of 1e6 samples (labels cost ~0.1 ms each).
+- Sun et al. train for far longer than our 10-minute budget (the authors' code: 300 epochs of ~1e6
+  samples); ``examples/train_mlp.py`` records the faster recipes (smaller batches, quicker
+  learning-rate decay) that the shipped checkpoints used.
 
 The network has a fixed size: an observation with another K (or N x K) raises ``ValueError``.
 
@@ -79,8 +87,9 @@ class MLPConfig:
     """Input transform: "none" (the paper: raw magnitudes) or "log" (log10 magnitudes; ours, for the IMAC)."""
     snr_scaling: bool = True
     """Scale magnitudes by sqrt(pmax / noise) (dimensionless input; identical to the paper at Pmax = sigma^2 = 1)."""
-    round_output: bool = False
-    """Round each output to 0 or pmax at pmax / 2 at test time (Sec. V-C); training is never rounded."""
+    round_output: bool = True
+    """Round each output to 0 or pmax at pmax / 2 at test time (Sec. V-C); training is never rounded.
+    Measured: +3 to +5 points of the ratio to WMMSE on both shipped scenarios, hence the default."""
     lr: float = 1e-3
     """Initial RMSprop learning rate (Sec. V-B)."""
     rms_alpha: float = 0.9
