@@ -36,7 +36,8 @@ from solvers.mlp import MLPSolver
 # Solver settings of the shipped checkpoints; "paper" is Sun et al.'s setup as far as it is stated.
 PRESETS = {
     "paper": {},
-    # Gaussian IC: raw magnitudes as the paper; fresh WMMSE-labelled pools (labels are cheap here).
+    # Gaussian IC: log magnitudes, batches of 250 (4x the updates per CPU second; 10 min at batch 1000
+    # reached 95.6 % rounded), fresh WMMSE-labelled pools of 100k samples, 2 epochs each.
     "ic": dict(transform="log", round_output=True, batch_size=250, steps=40_000, pool_size=100_000,
                pool_epochs=2, eval_every=1000, lr_patience=2),
     # IMAC: log magnitudes (they span ~8 decades), smaller batches and a faster learning-rate decay to
