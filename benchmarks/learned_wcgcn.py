@@ -5,7 +5,9 @@ full-power start, 100 iterations, tol 1e-3) on fresh samples (sampler seed 2024,
 and the time per decision of WCGCN and of WMMSE on the same batches, both wall-clock and CPU time
 (``time.process_time``: on a shared machine the CPU time estimates what a dedicated core gives). At K = 1000 WMMSE costs
 ~K^2 per iteration per sample, so that row uses fewer samples (``--samples-large``, default 200), and
-it adds the latency of ONE decision (``act`` on a single observation, the <= 50 ms target).
+it adds the latency of ONE decision (``act`` on a single observation, the <= 50 ms target). The K <= 50
+rows also give the ratio to WMMSE from a random start (``v0 = sqrt(pmax) U[0, 1]``, 100 iterations), the
+paper's baseline (Sec. V-A).
 
     python benchmarks/learned_wcgcn.py                 # all rows, 10,000 samples where K <= 50
     python benchmarks/learned_wcgcn.py --samples 2000 --samples-large 50 --rows d2d50 ic10
@@ -24,6 +26,7 @@ import torch
 from l2o_env.data import ObservationSampler
 from l2o_env.rates import weighted_sum_rate
 from solvers.learned import wmmse_reference
+from solvers.wmmse_core import wmmse_run
 from solvers.wcgcn import WCGCN
 
 # row -> (checkpoint tag, env id, env kwargs, large-scale row?)
@@ -36,9 +39,19 @@ ROWS = {
 }
 
 
-def run_row(tag, env_id, kwargs, samples, chunk, seed=2024) -> dict:
+def random_start_wsr(obs, rng) -> np.ndarray:
+    """WSR of WMMSE started from random amplitudes ``sqrt(pmax) U[0, 1]`` (the paper's baseline, Sec. V-A)."""
+    t = {k: torch.as_tensor(obs[k], dtype=torch.float64) for k in ("gain", "noise", "pmax", "weight")}
+    v0 = t["pmax"].sqrt() * torch.as_tensor(rng.random(t["pmax"].shape))
+    power, _ = wmmse_run(t["gain"], t["noise"], t["pmax"], t["weight"], v0=v0)
+    return weighted_sum_rate(obs["gain"], power.numpy(), obs["noise"], obs["weight"])
+
+
+def run_row(tag, env_id, kwargs, samples, chunk, seed=2024, random_start=True) -> dict:
     solver = WCGCN(pretrained=tag)
     sampler = ObservationSampler(env_id, seed=seed, **kwargs)
+    rng = np.random.default_rng(seed)
+    rand_ref = []
     mine, ref, done = [], [], 0
     t_mine = np.zeros(2)  # (wall, cpu) seconds
     t_ref = np.zeros(2)
@@ -53,6 +66,8 @@ def run_row(tag, env_id, kwargs, samples, chunk, seed=2024) -> dict:
         t2 = np.array([time.perf_counter(), time.process_time()])
         mine.append(weighted_sum_rate(obs["gain"], power, obs["noise"], obs["weight"]))
         ref.append(wsr_ref)
+        if random_start:
+            rand_ref.append(random_start_wsr(obs, rng))
         t_mine, t_ref, done = t_mine + t1 - t0, t_ref + t2 - t1, done + len(power)
     mine, ref = np.concatenate(mine), np.concatenate(ref)
     solver.act(first)  # warm-up
@@ -62,7 +77,9 @@ def run_row(tag, env_id, kwargs, samples, chunk, seed=2024) -> dict:
         solver.act(first)
         lat.append(np.array([time.perf_counter(), time.process_time()]) - t0)
     lat = np.median(np.array(lat), axis=0)
-    return {"samples": done, "ratio": float(mine.mean() / ref.mean()), "wsr": float(mine.mean()),
+    ratio_random = float(mine.mean() / np.concatenate(rand_ref).mean()) if rand_ref else float("nan")
+    return {"samples": done, "ratio": float(mine.mean() / ref.mean()), "ratio_random_start": ratio_random,
+            "wsr": float(mine.mean()),
             "wsr_wmmse": float(ref.mean()),
             "ms_per_decision_batched_wall_cpu": (1e3 * t_mine / done).tolist(),
             "wmmse_ms_per_decision_batched_wall_cpu": (1e3 * t_ref / done).tolist(),
@@ -78,16 +95,17 @@ if __name__ == "__main__":
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     print(f"# load average before: {os.getloadavg()[0]:.1f}; torch threads {a.threads}")
-    print("| row | samples | WCGCN / WMMSE | WSR WCGCN | WSR WMMSE | WCGCN ms/decision, batched (wall / CPU) "
+    print("| row | samples | WCGCN / WMMSE | WCGCN / WMMSE (random start) | WSR WCGCN | WSR WMMSE | WCGCN ms/decision, batched (wall / CPU) "
           "| WMMSE ms/decision (wall / CPU) | time ratio (CPU) | WCGCN ms, one decision (wall / CPU) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in a.rows:
         tag, env_id, kwargs, large = ROWS[name]
-        r = run_row(tag, env_id, kwargs, a.samples_large if large else a.samples, 10 if large else 1000)
+        r = run_row(tag, env_id, kwargs, a.samples_large if large else a.samples, 10 if large else 1000,
+                    random_start=not large)
         mw, mc = r["ms_per_decision_batched_wall_cpu"]
         ww, wc = r["wmmse_ms_per_decision_batched_wall_cpu"]
         lw, lc = r["ms_single_decision_median_wall_cpu"]
-        print(f"| {name} | {r['samples']} | {100 * r['ratio']:.2f} % | {r['wsr']:.3f} | {r['wsr_wmmse']:.3f} | "
+        print(f"| {name} | {r['samples']} | {100 * r['ratio']:.2f} % | {100 * r['ratio_random_start']:.2f} % | {r['wsr']:.3f} | {r['wsr_wmmse']:.3f} | "
               f"{mw:.3f} / {mc:.3f} | {ww:.2f} / {wc:.2f} | {100 * mc / wc:.2f} % | {lw:.1f} / {lc:.1f} |", flush=True)
         print("<!-- " + json.dumps({name: r}) + " -->", flush=True)
     print(f"# load average after: {os.getloadavg()[0]:.1f}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ if __name__ == "__main__":
                    lr_final=args.lr_final, batch_size=args.batch_size, val_size=args.val_size,
                    val_every=args.val_every)
     solver.meta.update({"env_id": args.env_id, "env_kwargs": env_kwargs,
-                        "command": "python examples/train_wcgcn.py " + " ".join(sys.argv[1:])})
+                        "command": shlex.join(["python", "examples/train_wcgcn.py", *sys.argv[1:]])})
 
     def report(step, m):
         print(f"step {step}: loss {m['loss']:.4f} val/WMMSE {m['val_ratio']:.4f} (best {m['best']:.4f})", flush=True)

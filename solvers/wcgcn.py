@@ -15,7 +15,8 @@ Every link is a node, an edge ``j -> i`` carries the channel between link ``j`` 
 
 and the power is ``p_i = pmax_i * x_i^{(L)}`` after ``L = 3`` layers. Training is unsupervised:
 ``loss = -E sum_k w_k log2(1 + SINR_k)`` on the last layer (``l2o_env.rates.weighted_sum_rate_torch``),
-Adam 1e-3, batch 64 (Sec. IV and the authors' code).
+Adam 1e-3, batch 64 (Sec. IV and the authors' code); we add a cosine decay of the rate to 1e-4
+(``Config.lr_final``; set it to ``lr`` for the paper's constant rate).
 
 Node state (3 numbers, as in the authors' code, where MLP2's output replaces the last entry):
 ``[a_i, w_i, s_i]`` with ``a_i`` the standardised direct SNR ``log10(g_ii pmax_i / sigma_i^2)``,
@@ -32,12 +33,12 @@ Normalisation (our choice, documented): the authors' code feeds ``sqrt(gain)`` s
 training-set statistics; D2D gains span 1e-10..1e-5 W/W, so a linear scale is dominated by the few
 nearest links and its statistics move with K and density. We use the log (dB/10) of the gain relative
 to the receiver noise and the transmitter's budget, then standardise with mean/std measured on the
-first training batch (stored as buffers, so a checkpoint carries them). A log-ratio is invariant to the
-units of power and shifts only slightly when K or the density changes, which is what lets a model
-trained at K = 50 run at K = 1000.
+first training batch (stored as buffers, so a checkpoint carries them). A log-ratio does not depend on
+the units of power and its distribution shifts only slightly when K grows at a fixed density (the model
+trained at K = 50 keeps ~99 % of WMMSE at K = 1000, benchmarks/RESULTS.md).
 
 Graph (Sec. V-B: "h_jk is available to WCGCN only if the distance between transmitter j and receiver
-k is within 500 m"; the authors' code uses 300 m):
+k is within 500 m"; the authors' code uses 300 m, our default, see ``Config.edge_threshold``):
 
 - with positions (observation keys ``tx_pos``/``rx_pos``, metres): edge ``j -> i`` when the distance
   from transmitter ``j`` to receiver ``i`` OR from transmitter ``i`` to receiver ``j`` is at most
@@ -52,7 +53,6 @@ The edge lists of a batch are built at once (``nonzero`` on a ``(B, K, K)`` mask
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
