@@ -154,8 +154,8 @@ def main(args: Args) -> dict:
     # ALGO LOGIC: a fresh MLP sized to the scenario by fit, trained on WMMSE labels of fresh samples
     sampler = ObservationSampler(args.env_id, seed=args.seed, **env_kwargs)
     solver = MLPSolver(**cfg)
-    print("config:", json.dumps(dataclasses.asdict(solver.config)))
     hist = solver.fit(sampler, steps=args.steps, seed=args.seed, progress=args.progress)
+    print("config (sized to the scenario by fit):", json.dumps(dataclasses.asdict(solver.config)))
     solver.meta.update(env_id=args.env_id, env_kwargs=env_kwargs, preset=args.preset,
                        command=command_of(args))
 
