@@ -25,6 +25,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+# idle torch OpenMP threads spin by default, which makes batched solvers 15-40x slower whenever another
+# process is busy on a small machine; must be set before torch is imported (harness imports it)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 from typing import Any, Sequence
 
