@@ -196,3 +196,20 @@ def test_d2d_checkpoint_generalises_to_1000_links():
     sampler = ObservationSampler("PowerControl-D2D-v0", seed=777, num_links=1000, density=0.05)
     ratios = [net.ratio_to_wmmse(sampler(10)) for _ in range(3)]
     assert float(np.mean(ratios)) >= 0.96
+
+
+def test_training_script_tiny_budget(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "w.pt"
+    cmd = [sys.executable, str(root / "examples" / "train_wcgcn.py"), "--env-id", "PowerControl-IC-v0", "--num-links", "5",
+           "--steps", "3", "--batch-size", "8", "--val-size", "8", "--val-every", "2", "--eval-samples", "16",
+           "--eval-chunk", "8", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    back = WCGCN.load(out)
+    assert back.meta["eval"]["samples"] == 16 and back.meta["env_kwargs"] == {"num_links": 5}
+    assert not (tmp_path / "w.pt.partial").exists()
