@@ -195,8 +195,10 @@ class MLPSolver(LearnedSolver):
         cfg = self.config
         k = obs["gain"].shape[-1]
         if k != cfg.num_links:
+            n = obs["bs_gain"].shape[-2] if "bs_gain" in obs else 0
             raise ValueError(f"{who}: this MLP was built for K = {cfg.num_links} links, got obs['gain'] with K = {k}; "
-                             f"an MLP has a fixed input size: train one for K = {k} (MLPSolver(num_links={k}, ...))")
+                             f"an MLP has a fixed input size: train one for this scenario "
+                             f"(MLPSolver(num_links={k}, num_bs={n}); fit also resizes an untrained model)")
         if cfg.resolved_input == "bs_gain":
             if "bs_gain" not in obs:
                 raise ValueError(f"{who}: this MLP reads obs['bs_gain'] (input={cfg.input!r}, num_bs={cfg.num_bs}), "
