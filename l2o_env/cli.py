@@ -248,12 +248,14 @@ def _cmd_train(args) -> int:
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{args.env}: {exc}") from exc
 
-    # a solver built for another scenario (an MLP's fixed K) fails here in one line, not after training;
-    # the probe has its own sampler so that the training data are what they would be without it
-    try:
-        solver.act_batch(ObservationSampler(args.env, seed=args.seed, **env_kwargs)(2))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"solver {args.solver!r} cannot act on {args.env} observations: {exc}") from exc
+    # a TRAINED solver built for another scenario (a loaded MLP's fixed K) fails here in one line, not
+    # after training; a fresh one is sized by fit itself. The probe has its own sampler so that the
+    # training data are what they would be without it.
+    if getattr(solver, "meta", None):
+        try:
+            solver.act_batch(ObservationSampler(args.env, seed=args.seed, **env_kwargs)(2))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"solver {args.solver!r} cannot act on {args.env} observations: {exc}") from exc
     fit_kwargs: dict[str, Any] = {"seed": args.seed, "progress": not args.no_progress}
     if args.steps is not None:
         fit_kwargs["steps"] = args.steps
