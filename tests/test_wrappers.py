@@ -72,3 +72,30 @@ def test_flatten_observation_batched_equals_single_and_is_log_snr():
 def test_wrapper_rejects_non_power_control_envs():
     with pytest.raises(ValueError, match="gain"):
         FlattenPowerControl(gym.make("CartPole-v1"))
+
+
+@pytest.mark.parametrize("env_id", ["PowerControl-IC-v0", "PowerControl-IMAC-v0"])
+def test_sb3_ppo_smoke_trains_and_acts_feasibly(env_id):
+    """A tiny PPO run through the wrapper: learn() completes and the policy's powers are feasible."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+
+    from l2o_env.wrappers import FlattenPowerControl
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        env = FlattenPowerControl(gym.make(env_id))
+        model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, verbose=0, device="cpu")
+        model.learn(128)
+        obs, _ = env.reset(seed=1)
+        action, _ = model.predict(obs, deterministic=True)
+        assert env.action_space.contains(action)  # SB3 clips a Box policy's action into [-1, 1]
+        power = action_to_power(action, env.unwrapped.action_space.high)
+        assert np.all(power >= 0) and np.all(power <= env.unwrapped.action_space.high * (1 + 1e-6))
+        _, reward, _, _, info = env.step(action)
+        assert np.isfinite(reward) and reward >= 0.0
+        assert info["clipped"] == 0
+    finally:
+        torch.set_num_threads(threads)
