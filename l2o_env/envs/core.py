@@ -46,6 +46,7 @@ __all__ = [
     "PF_INIT_RATE",
     "WEIGHT_MODES",
     "ENV_KNOBS",
+    "SimHolder",
 ]
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -435,3 +436,33 @@ class BatchSim:
             for key, val in model.observation_extras(layout, fading).items():
                 extras[key] = np.minimum(val, F32_MAX).astype(np.float32)
             self.extras = extras
+
+
+class SimHolder:
+    """What the single env and the native vector env share: a :class:`BatchSim` over one config.
+
+    Both classes call :meth:`_init_sim` in ``__init__`` after setting ``self.config``; the step and
+    observation code stays in each class because their shapes and autoreset rules differ.
+    """
+
+    config: EnvConfig
+
+    def _init_sim(self, batch: int, shape: tuple[int, ...], who: str, **sim_kwargs: Any) -> None:
+        self._sim = BatchSim(self.config, batch, **sim_kwargs)
+        self._shape = shape
+        self._who = who
+        self._pmax = self.config.pmax
+        self._pmax_low = float(self._pmax.min())
+        self._noise32 = self.config.noise.astype(np.float32)
+        self._pmax32 = self.config.pmax.astype(np.float32)
+        self._ready = False
+
+    @property
+    def fading_correlation(self) -> float | None:
+        """Slot-to-slot fading correlation rho = J0(2 pi f_d T); None when ``speed`` is None."""
+        return self.config.fading_correlation
+
+    @property
+    def model(self):
+        """The channel model instance (``l2o_env.channels``)."""
+        return self.config.model

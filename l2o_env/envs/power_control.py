@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from l2o_env.envs.core import PF_MIN_RATE, BatchSim, EnvConfig, check_action, clip_power, parse_config
+from l2o_env.envs.core import PF_MIN_RATE, EnvConfig, SimHolder, check_action, clip_power, parse_config
 
 __all__ = [
     "PowerControlEnv",
@@ -54,7 +54,7 @@ def single_action_space(cfg: EnvConfig) -> spaces.Box:
     return spaces.Box(np.zeros_like(pmax), pmax, dtype=np.float32)
 
 
-class PowerControlEnv(gym.Env):
+class PowerControlEnv(SimHolder, gym.Env):
     r"""Weighted-sum-rate power control on a K-link interference network (one slot per step).
 
     ## Description
@@ -167,25 +167,8 @@ class PowerControlEnv(gym.Env):
         self.render_mode = None
         self.observation_space = single_observation_space(self.config)
         self.action_space = single_action_space(self.config)
-        self._sim = BatchSim(self.config, 1, count_steps=False)
-        self._shape = (self.num_links,)
-        self._who = f"{self.env_id}.step"
-        self._pmax = self.config.pmax
-        self._pmax_low = float(self._pmax.min())
+        self._init_sim(1, (self.num_links,), f"{self.env_id}.step", count_steps=False)
         self._uniform = self.config.weights == "uniform"
-        self._noise32 = self.config.noise.astype(np.float32)
-        self._pmax32 = self.config.pmax.astype(np.float32)
-        self._ready = False
-
-    @property
-    def fading_correlation(self) -> float | None:
-        """Slot-to-slot fading correlation rho = J0(2 pi f_d T); None when ``speed`` is None."""
-        return self.config.fading_correlation
-
-    @property
-    def model(self):
-        """The channel model instance (``l2o_env.channels``)."""
-        return self.config.model
 
     def _obs(self) -> dict[str, np.ndarray]:
         sim = self._sim

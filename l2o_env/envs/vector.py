@@ -13,7 +13,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from l2o_env.envs.core import BatchSim, check_action, clip_power, parse_config
+from l2o_env.envs.core import SimHolder, check_action, clip_power, parse_config
 from l2o_env.envs.power_control import single_action_space, single_observation_space
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-class PowerControlVectorEnv(VectorEnv):
+class PowerControlVectorEnv(SimHolder, VectorEnv):
     """``num_envs`` independent copies of a power-control env (:class:`~l2o_env.envs.power_control.PowerControlEnv`), batched.
 
     Same spaces (batched), dynamics, reward and keywords as the single env, plus ``num_envs`` and
@@ -87,24 +87,7 @@ class PowerControlVectorEnv(VectorEnv):
         self.single_action_space = single_action_space(self.config)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._sim = BatchSim(self.config, self.num_envs)
-        self._shape = (self.num_envs, self.num_links)
-        self._who = f"{self.env_id} vector step"
-        self._pmax = self.config.pmax
-        self._pmax_low = float(self._pmax.min())
-        self._noise32 = self.config.noise.astype(np.float32)
-        self._pmax32 = self.config.pmax.astype(np.float32)
-        self._ready = False
-
-    @property
-    def fading_correlation(self) -> float | None:
-        """Slot-to-slot fading correlation rho = J0(2 pi f_d T); None when ``speed`` is None."""
-        return self.config.fading_correlation
-
-    @property
-    def model(self):
-        """The channel model instance (``l2o_env.channels``)."""
-        return self.config.model
+        self._init_sim(self.num_envs, (self.num_envs, self.num_links), f"{self.env_id} vector step")
 
     def _obs(self) -> dict[str, np.ndarray]:
         sim, b = self._sim, self.num_envs
