@@ -19,7 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["link_rates", "weighted_sum_rate", "link_rates_torch", "weighted_sum_rate_torch"]
+__all__ = [
+    "link_rates",
+    "weighted_sum_rate",
+    "link_rates_torch",
+    "weighted_sum_rate_torch",
+    "cross_gains_torch",
+    "sinr_torch",
+    "rate_from_sinr_torch",
+]
+
+_LN2 = float(np.log(2.0))
 
 
 def link_rates(gain: np.ndarray, power: np.ndarray, noise: np.ndarray | float) -> np.ndarray:
@@ -33,7 +43,7 @@ def link_rates(gain: np.ndarray, power: np.ndarray, noise: np.ndarray | float) -
     received[..., idx, idx] = 0.0
     interference = received.sum(axis=-1)
     sinr = signal / (np.asarray(noise, dtype=np.float64) + interference)
-    return np.log2(1.0 + sinr)
+    return np.log1p(sinr) / _LN2
 
 
 def weighted_sum_rate(gain, power, noise, weight=None) -> np.ndarray:
@@ -44,20 +54,52 @@ def weighted_sum_rate(gain, power, noise, weight=None) -> np.ndarray:
     return (np.asarray(weight, dtype=np.float64) * rates).sum(axis=-1)
 
 
-def link_rates_torch(gain, power, noise):
-    """Per-link rates in bit/s/Hz (torch, differentiable in ``power`` and ``gain``).
-
-    Same shapes as :func:`link_rates`; keeps the dtype/device of ``gain``.
-    """
+def cross_gains_torch(gain):
+    """The gain matrix with its diagonal (the direct links) set to 0: ``(..., K, K)``, differentiable."""
     import torch
 
     k = gain.shape[-1]
-    off = 1.0 - torch.eye(k, dtype=gain.dtype, device=gain.device)
-    received = gain * power.unsqueeze(-2)
-    signal = torch.diagonal(received, dim1=-2, dim2=-1)
-    # sum the cross terms themselves (see link_rates); a mask keeps it differentiable and batched
-    interference = (received * off).sum(dim=-1)
-    return torch.log2(1.0 + signal / (noise + interference))
+    return gain * (1.0 - torch.eye(k, dtype=gain.dtype, device=gain.device))
+
+
+def sinr_torch(cross_t, direct, noise, power):
+    """Per-link SINR from the transposed cross gains, plus the total received power (torch).
+
+    ``cross_t[..., j, i] = g_ij`` for ``j != i`` and 0 on the diagonal (``cross_gains_torch(gain)``
+    transposed; an iterative solver builds it once, contiguous, and reuses it every iteration);
+    ``direct (..., K)`` the direct gains ``g_ii``. The cross terms are summed themselves (not total minus
+    signal), so the SINR is exact even above 1e14.
+
+    Returns:
+        ``(sinr, total)``, both ``(..., K)``: ``sinr_i = g_ii p_i / (sigma_i^2 + sum_{j != i} g_ij p_j)`` and
+        ``total_i = sigma_i^2 + sum_j g_ij p_j`` (WMMSE's u-update denominator).
+    """
+    import torch
+
+    signal = direct * power
+    noise_interf = (noise + (power.unsqueeze(-2) @ cross_t).squeeze(-2)).clamp_min(torch.finfo(signal.dtype).tiny)
+    return signal / noise_interf, noise_interf + signal
+
+
+def rate_from_sinr_torch(sinr):
+    """``log2(1 + sinr)`` in bit/s/Hz, computed as ``log1p(sinr) / ln 2`` (accurate at small SINR)."""
+    import torch
+
+    return torch.log1p(sinr) / _LN2
+
+
+def link_rates_torch(gain, power, noise):
+    """Per-link rates in bit/s/Hz (torch, differentiable in ``power`` and ``gain``).
+
+    Same shapes as :func:`link_rates`; computed in the promoted dtype of ``gain`` and ``power``.
+    """
+    import torch
+
+    dtype = torch.promote_types(gain.dtype, power.dtype)
+    gain, power = gain.to(dtype), power.to(dtype)
+    direct = torch.diagonal(gain, dim1=-2, dim2=-1)
+    sinr, _ = sinr_torch(cross_gains_torch(gain).transpose(-1, -2), direct, noise, power)
+    return rate_from_sinr_torch(sinr)
 
 
 def weighted_sum_rate_torch(gain, power, noise, weight=None):

@@ -17,9 +17,9 @@ Layer k, from ``v^(k-1)`` (amplitudes, ``p = v^2``), with ``g_ij = |h_ij|^2`` (r
 
 ``1 / (1 - u_i sqrt(g_ii) v_i)`` equals ``1 + SINR_i`` (the MMSE-SINR equality, 000 Sec. II-B); we compute
 it as ``1 + g_ii v_i^2 / (sigma_i^2 + sum_{j != i} g_ij v_j^2)`` from the cross gains alone, so it never
-rounds to zero or loses digits at very high SINR. The same identity gives the weighted sum rate of ``v``
-for free (``sum_i alpha_i log2(1 + SINR_i)``, :func:`l2o_env.rates.weighted_sum_rate_torch`'s formula;
-a test holds the two equal), which :func:`wmmse_run` uses for its stopping rule.
+rounds to zero or loses digits at very high SINR. The SINR comes from :func:`l2o_env.rates.sinr_torch`
+(the one home of the rate formula), so the weighted sum rate of ``v`` that :func:`wmmse_run`'s stopping
+rule needs costs nothing extra.
 
 Shapes:
     gain ``(B, K, K)``, noise / pmax / weight / v / a / b ``(B, K)``; every function returns ``(B, K)``.
@@ -27,34 +27,17 @@ Shapes:
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from l2o_env.rates import cross_gains_torch as _cross
+from l2o_env.rates import rate_from_sinr_torch
+from l2o_env.rates import sinr_torch
 
 __all__ = ["wmmse_layer", "wmmse_run"]
 
-_LN2 = math.log(2.0)
 # CPU: run wmmse_run in blocks of about this many gain entries per copy (8 MB in float64) so that the
 # block's gain and its transpose stay in the last-level cache; 2-4x faster than one big batch at K = 30.
 _CPU_BLOCK_ENTRIES = 1 << 20
-
-
-def _cross(gain: torch.Tensor) -> torch.Tensor:
-    """The gain matrix with its diagonal (the direct links) set to 0."""
-    k = gain.shape[-1]
-    return gain * (1.0 - torch.eye(k, dtype=gain.dtype, device=gain.device))
-
-
-def _sinr(cross_t, direct, noise, v):
-    """``SINR_i`` of amplitudes ``v`` and ``sigma_i^2 + sum_j g_ij v_j^2`` (u-update's denominator).
-
-    ``cross_t[b, j, i] = g_ij`` for ``j != i`` and 0 on the diagonal (the transposed cross gains, so that
-    the vector-matrix product below runs on a contiguous matrix: much faster than ``bmm`` with a vector).
-    """
-    v2 = v * v
-    signal = direct * v2
-    noise_interf = (noise + (v2.unsqueeze(-2) @ cross_t).squeeze(-2)).clamp_min(torch.finfo(v.dtype).tiny)
-    return signal / noise_interf, noise_interf + signal
 
 
 def _v_update(cross, direct, amp, vmax, weight, v, total, w):
@@ -75,7 +58,7 @@ def wmmse_layer(gain, noise, pmax, weight, v, a=None, b=None):
     """
     direct = torch.diagonal(gain, dim1=-2, dim2=-1)
     cross = _cross(gain)
-    sinr, total = _sinr(cross.transpose(-1, -2), direct, noise, v)
+    sinr, total = sinr_torch(cross.transpose(-1, -2), direct, noise, v * v)
     w = 1.0 + sinr  # = 1 / MMSE, eq. (7) with a = 1, b = 0
     if a is not None:
         w = a * w
@@ -131,8 +114,8 @@ def _run_block(gain, noise, pmax, weight, v, iters, hist, max_iter, tol):
     vv, prev = v.clone(), None
     t = 0
     while True:
-        sinr, total = _sinr(cross_t, direct, noise, vv)
-        obj = (weight * torch.log1p(sinr)).sum(-1) / _LN2  # WSR of vv
+        sinr, total = sinr_torch(cross_t, direct, noise, vv * vv)
+        obj = (weight * rate_from_sinr_torch(sinr)).sum(-1)  # WSR of vv
         if hist is not None:
             hist[t, rows[alive]] = obj[alive]
         if prev is not None:
