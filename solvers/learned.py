@@ -50,6 +50,11 @@ def to_torch(obs: Mapping[str, Any], dtype=torch.float32, device="cpu") -> dict[
     return out
 
 
+def _rows(value: torch.Tensor, start: int, stop: int, bsz: int) -> torch.Tensor:
+    """Rows ``start:stop`` of a batched tensor; a tensor without the batch axis is passed whole."""
+    return value[start:stop] if value.ndim and value.shape[0] == bsz else value
+
+
 def wmmse_reference(obs: Mapping[str, np.ndarray], **wmmse_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """WMMSE powers and WSR of a batched observation (float64): the labels of the MLP and the
     denominator of every "ratio to WMMSE" (defaults: full power start, 100 iterations, tol 1e-3)."""
@@ -126,11 +131,32 @@ class LearnedSolver(Solver):
         return next(self.model.parameters()).dtype
 
     # --- Solver interface ----------------------------------------------------------------------
+    #: observation keys :meth:`forward` reads (``None``: every numeric key); converting only these to
+    #: tensors saves a copy of the keys a solver ignores (positions, ``bs_gain``) on every call
+    input_keys: tuple[str, ...] | None = None
+
+    def _inference_chunk(self, obs: Mapping[str, torch.Tensor]) -> int | None:
+        """Samples per :meth:`forward` call in ``act_batch`` on the CPU; ``None`` runs the batch in one piece.
+
+        Subclasses whose activations grow with the batch override it: chunks whose activations stay in
+        the CPU cache are faster than one big batch (measured in each subclass)."""
+        return None
+
     def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        self.model.eval()
-        with torch.no_grad():
-            power = self.forward(to_torch(obs, dtype=self.dtype, device=self.device))
-        return power.detach().to("cpu", torch.float64).numpy()
+        if self.model.training:
+            self.model.eval()
+        keys = self.input_keys
+        t = to_torch(obs if keys is None else {k: obs[k] for k in keys if k in obs}, dtype=self.dtype,
+                     device=self.device)
+        bsz = t["gain"].shape[0]
+        step = self._inference_chunk(t) if self.device.type == "cpu" else None
+        with torch.inference_mode():
+            if not step or step >= bsz:
+                power = self.forward(t)
+            else:
+                power = torch.cat([self.forward({k: _rows(v, i, i + step, bsz) for k, v in t.items()})
+                                   for i in range(0, bsz, step)])
+        return power.to("cpu", torch.float64).numpy()
 
     # --- evaluation helper used by fit's validation and the CLI --------------------------------
     def ratio_to_wmmse(self, obs: Mapping[str, np.ndarray]) -> float:

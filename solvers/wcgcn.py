@@ -261,8 +261,9 @@ class WCGCN(LearnedSolver):
                 raise ValueError(f"WCGCN: config.{field} must be a finite number > 0, got {value!r}")
         return WCGCNNet(c.hidden1, c.hidden2, c.num_layers)
 
-    def _features(self, obs: Mapping[str, torch.Tensor]):
-        gain, noise, pmax = obs["gain"], obs["noise"], obs["pmax"]
+    def _graph(self, obs: Mapping[str, torch.Tensor]):
+        """:func:`build_graph` of a batch, after checking its (optional) positions."""
+        gain = obs["gain"]
         bsz, k, _ = gain.shape
         tx, rx = obs.get("tx_pos"), obs.get("rx_pos")
         if (tx is None) != (rx is None):
@@ -270,14 +271,31 @@ class WCGCN(LearnedSolver):
         if tx is not None and (tx.shape != (bsz, k, 2) or rx.shape != (bsz, k, 2)):
             raise ValueError(f"WCGCN: obs['tx_pos'] and obs['rx_pos'] must have shape {(bsz, k, 2)}, "
                              f"got {tuple(tx.shape)} and {tuple(rx.shape)}")
-        edge_index, b, i, j = build_graph(gain, tx_pos=tx, rx_pos=rx, edge_threshold=self.config.edge_threshold,
-                                          max_neighbors=self.config.max_neighbors)
+        return build_graph(gain, tx_pos=tx, rx_pos=rx, edge_threshold=self.config.edge_threshold,
+                           max_neighbors=self.config.max_neighbors)
+
+    def _features(self, obs: Mapping[str, torch.Tensor]):
+        gain, noise, pmax = obs["gain"], obs["noise"], obs["pmax"]
+        edge_index, b, i, j = self._graph(obs)
         direct = torch.diagonal(gain, dim1=-2, dim2=-1)
         # pmax = 0 links get a floor value; their power is 0 anyway (p = x pmax)
         direct_db = _log10_ratio(direct * pmax, noise).reshape(-1)
         inr_in = _log10_ratio(gain[b, i, j] * pmax[b, j], noise[b, i])   # j's interference at i
         inr_out = _log10_ratio(gain[b, j, i] * pmax[b, i], noise[b, j])  # i's interference at j
         return direct_db, edge_index, torch.stack([inr_in, inr_out], dim=-1)
+
+    #: edges per ``forward`` call in ``act_batch`` on the CPU. The ``(|E|, 32)`` messages of a chunk then stay
+    #: in cache; measured per decision at B = 4096 (1 thread): D2D K = 50 (~570 edges a sample) 1118 us in
+    #: one piece, 219-330 us in chunks of 16-32 samples; IC K = 10 (90 edges) 126 us vs 33 us at 128 samples
+    infer_edges: int = 12_000
+    input_keys = ("gain", "noise", "pmax", "weight", "tx_pos", "rx_pos")
+
+    def _inference_chunk(self, obs: Mapping[str, torch.Tensor]) -> int:
+        # edges per sample estimated on the first few samples (the graph depends on the layout)
+        head = {k: v[:8] for k, v in obs.items() if k in ("gain", "tx_pos", "rx_pos")}
+        edges, *_ = self._graph(head)
+        per_sample = max(1.0, edges.shape[1] / head["gain"].shape[0])
+        return max(1, int(self.infer_edges / per_sample))
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Batched observation tensors -> powers ``(B, K)`` in watts (differentiable)."""

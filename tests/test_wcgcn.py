@@ -47,6 +47,17 @@ def test_shapes_and_feasibility(make_obs):
     np.testing.assert_allclose(one, p[0], rtol=1e-5)
 
 
+@pytest.mark.parametrize("make_obs", [ic_obs, d2d_obs])
+def test_chunked_inference_matches_one_piece(make_obs):
+    obs = make_obs(batch=11)
+    net = WCGCN()
+    whole = net.act_batch(obs)
+    edges = net._graph({k: torch.as_tensor(obs[k]) for k in ("gain", "tx_pos", "rx_pos") if k in obs})[0]
+    net.infer_edges = 3 * edges.shape[1] / 11  # about 3 samples a chunk
+    assert 1 < net._inference_chunk({k: torch.as_tensor(v) for k, v in obs.items()}) < 11
+    np.testing.assert_allclose(net.act_batch(obs), whole, rtol=1e-6, atol=1e-12)
+
+
 def test_conv_matches_dense_max_reference():
     torch.manual_seed(0)
     conv = WCGCNConv(3, 2, 8, 4)
