@@ -55,6 +55,8 @@ def check_power_obs(obs: Mapping[str, Any], *, batched: bool, who: str = "solver
         out[key] = arr
     if not batched:
         out = {key: arr[None] for key, arr in out.items()}
+    if _plainly_valid(out):
+        return out
     for key, arr in out.items():
         bad = ~np.isfinite(arr)
         if bad.any():
@@ -68,6 +70,16 @@ def check_power_obs(obs: Mapping[str, Any], *, batched: bool, who: str = "solver
         if np.any(out[key] < 0):
             raise ValueError(f"{who}: obs[{key!r}] must be >= 0, got min {out[key].min()}")
     return out
+
+
+def _plainly_valid(out: dict[str, np.ndarray]) -> bool:
+    """The value checks of :func:`check_power_obs` in eight reductions (NaN fails every comparison), so a
+    valid observation costs no boolean temporaries; on ``False`` the detailed checks name the problem."""
+    g, noise, pmax, weight = out["gain"], out["noise"], out["pmax"], out["weight"]
+    if g.size == 0 or noise.size == 0:
+        return False
+    return bool(g.min() >= 0.0 and g.max() < np.inf and noise.min() > 0.0 and noise.max() < np.inf
+                and pmax.min() >= 0.0 and pmax.max() < np.inf and weight.min() >= 0.0 and weight.max() < np.inf)
 
 
 def feasible(power: np.ndarray, pmax: np.ndarray) -> np.ndarray:

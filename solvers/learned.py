@@ -128,7 +128,12 @@ class LearnedSolver(Solver):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        # the first parameter, found once per model: `model.to(dtype)` converts it in place, and walking
+        # `parameters()` on every call cost ~10 us of a ~200 us single decision
+        found = self.__dict__.get("_dtype_param")
+        if found is None or found[0] is not self.model:
+            found = self._dtype_param = (self.model, next(self.model.parameters()))
+        return found[1].dtype
 
     # --- Solver interface ----------------------------------------------------------------------
     #: observation keys :meth:`forward` reads (``None``: every numeric key); converting only these to

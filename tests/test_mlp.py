@@ -136,6 +136,19 @@ def test_save_load_round_trip_identical(tmp_path):
     np.testing.assert_array_equal(again.act_batch(obs), sol.act_batch(obs))
 
 
+def test_model_dtype_change_is_followed():
+    # the solver's dtype is cached per model; converting the model (or loading a new one) must show
+    sol = small(transform="log", round_output=False)
+    obs = ic_sampler(seed=4)(20)
+    before = sol.act_batch(obs)
+    assert sol.dtype == torch.float32
+    sol.model.double()
+    assert sol.dtype == torch.float64
+    np.testing.assert_allclose(sol.act_batch(obs), before, rtol=1e-5, atol=1e-7)
+    sol.model = sol.build().float()
+    assert sol.dtype == torch.float32
+
+
 def test_corrupt_and_mismatched_files_raise(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
