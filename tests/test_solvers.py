@@ -260,6 +260,44 @@ def test_wmmse_blocks_give_the_same_result(monkeypatch):
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-14)
 
 
+def _fig2_wmmse(g, noise, pmax, alpha, tol, max_iter):
+    """Sun et al. Fig. 2 (seeds/000) for ONE sample, step by step; ``g[k, j] = |h_kj|^2``. Stops like
+    ``solvers.wmmse``: when ``sum_k alpha_k log2 w_k`` (``w_k = 1 + SINR_k``) changes by < tol, or at max_iter."""
+    hkk = np.sqrt(np.diag(g))
+
+    def u_w(v):
+        u = hkk * v / (g @ v**2 + noise)  # steps 2 / 8: u_k = |h_kk| v_k / (sum_j |h_kj|^2 v_j^2 + sigma_k^2)
+        return u, 1.0 / (1.0 - u * hkk * v)  # steps 3 / 9
+
+    v = np.sqrt(pmax)  # step 1: full power
+    u, w = u_w(v)
+    obj, t = alpha @ np.log2(w), 0
+    while t < max_iter:
+        t += 1
+        # step 7: v_k = [alpha_k w_k u_k |h_kk| / sum_j alpha_j w_j u_j^2 |h_jk|^2]_0^sqrt(Pmax)
+        v = np.clip(alpha * w * u * hkk / ((alpha * w * u**2) @ g), 0.0, np.sqrt(pmax))
+        u, w = u_w(v)
+        new = alpha @ np.log2(w)
+        if abs(new - obj) < tol:
+            break
+        obj = new
+    return v**2, t
+
+
+@pytest.mark.parametrize("weighted, tol, max_iter", [(False, 1e-3, 100), (True, 1e-5, 500)])
+def test_wmmse_matches_a_direct_transcription_of_fig2(weighted, tol, max_iter):
+    # the batched, per-sample-stopping solver against the figure read literally, one sample at a time
+    for k in (3, 4, 5):
+        obs = ic_obs(k, 8, seed=60 + k, weighted=weighted, snr=3.0)  # ~5 dB
+        obs["pmax"] = np.random.default_rng(k).uniform(0.5, 2.0, (8, k))
+        solver = solvers.make("wmmse", tol=tol, max_iter=max_iter)
+        power = solver.act_batch(obs)
+        for i in range(8):
+            ref, iters = _fig2_wmmse(*(obs[key][i] for key in ("gain", "noise", "pmax", "weight")), tol, max_iter)
+            assert solver.last_iterations[i] == iters, (k, i)
+            np.testing.assert_allclose(power[i], ref, rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_wmmse_against_exhaustive(k):
     # Measured on this distribution (Gaussian IC, SNR 0 dB): WMMSE from full power reaches ~98 % of the
