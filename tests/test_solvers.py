@@ -128,6 +128,20 @@ def test_clear_errors_for_bad_observations(name):
         solver.act_batch({**obs, "gain": obs["gain"] + 0j})
 
 
+@pytest.mark.parametrize("key, index, value, match", [
+    ("gain", (0, 1, 2), np.inf, "gain.*NaN or inf"), ("gain", (3, 0, 0), -1e-30, "gain.*>= 0"),
+    ("noise", (2, 1), np.nan, "noise.*NaN"), ("noise", (0, 0), -1.0, "noise.*> 0"),
+    ("pmax", (1, 2), -0.5, "pmax.*>= 0"), ("weight", (3, 1), np.inf, "weight.*NaN or inf"),
+    ("weight", (0, 2), -2.0, "weight.*>= 0"),
+])
+def test_every_invalid_value_is_caught(key, index, value, match):
+    # check_power_obs screens valid batches with a few reductions; each kind of bad entry must still fail
+    obs = ic_obs(3, 4)
+    obs[key][index] = value
+    with pytest.raises(ValueError, match=match):
+        solvers.make("max_power").act_batch(obs)
+
+
 def test_scalar_noise_and_pmax_broadcast_in_act():
     obs = ic_obs(3, 1)
     single = {"gain": obs["gain"][0], "weight": 1.0, "noise": 1.0, "pmax": 1.0}
