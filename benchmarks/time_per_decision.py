@@ -9,7 +9,9 @@ For each shipped checkpoint, on fresh samples of its own scenario (``meta["env_i
 sampler seed ``--seed``), and each batch size B in ``--batches``:
 
 - B = 1 (one network per slot, an env step): median over ``--latency-samples`` single observations;
-- larger B: best of 3 calls on the first B samples (a shared machine only ever slows a run down).
+- larger B: best of 3 calls on the first B samples (a shared machine only ever slows a run down);
+
+the learned solver's and WMMSE's calls alternate, so load from other processes hits both alike.
 
 The ratio is learned / WMMSE on the same observations. ``--threads`` torch threads (default 1).
 
@@ -35,26 +37,29 @@ TARGET = 0.05
 SHIPPED = {"mlp": [True, "ic10"], "uwmmse": [True, "fixed"], "wcgcn": [True, "ic10"]}
 
 
-def _median_single(fn, obs, n: int) -> float:
+def _timed(fn, obs) -> float:
+    t = time.perf_counter()
+    fn(obs)
+    return time.perf_counter() - t
+
+
+def _median_single(fns, obs, n: int) -> list[float]:
+    """Median time of each ``fn`` over ``n`` single observations, the calls interleaved so that a busy
+    moment of a shared machine hits both sides alike."""
     ones = [{k: v[i:i + 1] for k, v in obs.items()} for i in range(n)]
-    fn(ones[0])  # warm-up
-    times = []
-    for o in ones:
-        t = time.perf_counter()
-        fn(o)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    for fn in fns:
+        fn(ones[0])  # warm-up
+    times = [[_timed(fn, o) for fn in fns] for o in ones]
+    return [float(t) for t in np.median(np.array(times), axis=0)]
 
 
-def _best_batch(fn, obs, b: int) -> float:
+def _best_batch(fns, obs, b: int, repeats: int = 3) -> list[float]:
+    """Best of ``repeats`` interleaved calls of each ``fn`` on the first ``b`` samples."""
     batch = {k: v[:b] for k, v in obs.items()}
-    fn({k: v[:2] for k, v in obs.items()})  # warm-up
-    best = np.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        fn(batch)
-        best = min(best, time.perf_counter() - t)
-    return float(best)
+    for fn in fns:
+        fn({k: v[:2] for k, v in obs.items()})  # warm-up
+    times = [[_timed(fn, batch) for fn in fns] for _ in range(repeats)]
+    return [float(t) for t in np.min(np.array(times), axis=0)]
 
 
 def rows(name: str, tag, batches: list[int], seed: int, latency_samples: int) -> list[str]:
@@ -66,11 +71,10 @@ def rows(name: str, tag, batches: list[int], seed: int, latency_samples: int) ->
     out = []
     for b in batches:
         if b == 1:
-            mine = _median_single(solver.act_batch, obs, latency_samples)
-            ref = _median_single(wmmse.act_batch, obs, latency_samples)
+            mine, ref = _median_single([solver.act_batch, wmmse.act_batch], obs, latency_samples)
             how = f"median of {latency_samples}"
         else:
-            mine, ref = _best_batch(solver.act_batch, obs, b), _best_batch(wmmse.act_batch, obs, b)
+            mine, ref = _best_batch([solver.act_batch, wmmse.act_batch], obs, b)
             how = "best of 3"
         ratio = mine / ref
         out.append(f"| {name} ({'default' if tag is True else tag}) | {env_id}({kw}) | {b} | {how} | "
