@@ -301,10 +301,11 @@ class WCGCN(LearnedSolver):
 
     def _inference_chunk(self, obs: Mapping[str, torch.Tensor]) -> int:
         bsz, k = obs["gain"].shape[0], obs["gain"].shape[-1]
-        if bsz * k * (k - 1) <= self.infer_edges:  # no more edges than one chunk holds, whatever the graph
+        if bsz == 1 or bsz * k * (k - 1) <= self.infer_edges:  # one chunk holds every edge there can be
             return bsz
-        # edges per sample estimated on the first few samples (the graph depends on the layout)
-        head = {k: v[:8] for k, v in obs.items() if k in ("gain", "tx_pos", "rx_pos")}
+        # edges per sample estimated on the first sample (the graph depends on the layout; building it
+        # once more costs 1 / B of the batch's graph)
+        head = {k: v[:1] for k, v in obs.items() if k in ("gain", "tx_pos", "rx_pos")}
         edges, *_ = self._graph(head)
         per_sample = max(1.0, edges.shape[1] / head["gain"].shape[0])
         return max(1, int(self.infer_edges / per_sample))
