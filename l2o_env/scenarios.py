@@ -16,11 +16,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import math
-import numbers
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
+
+from l2o_env.validation import integer, real
 
 __all__ = ["Scenario", "SCENARIOS", "ENV_IDS", "get_scenario", "build_model", "model_class", "model_knobs"]
 
@@ -154,10 +154,10 @@ def build_model(env_id: str, **model_kwargs: Any):
         )
     for name in ("num_links", "num_cells"):
         if name in kwargs:
-            kwargs[name] = _count(scenario.env_id, name, kwargs[name])
+            kwargs[name] = integer(scenario.env_id, name, kwargs[name])
     for name in ("density", "carrier_frequency"):
         if name in kwargs:
-            kwargs[name] = _positive(scenario.env_id, name, kwargs[name])
+            kwargs[name] = real(scenario.env_id, name, kwargs[name], above=0.0)
     if "num_cells" in kwargs and "num_links" in kwargs:
         k, n = kwargs["num_links"], kwargs["num_cells"]
         if k % n != 0:
@@ -166,20 +166,3 @@ def build_model(env_id: str, **model_kwargs: Any):
                 f"e.g. num_links={n * max(1, round(k / n))}"
             )
     return cls(**kwargs)
-
-
-def _count(env_id: str, name: str, value: Any) -> int:
-    """An integer >= 1 (an integral float such as 12.0 is accepted), else a ValueError naming it."""
-    ok = not isinstance(value, bool) and (
-        isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
-    )
-    if not ok or int(value) < 1:
-        raise ValueError(f"{env_id}: {name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _positive(env_id: str, name: str, value: Any) -> float:
-    """A finite real > 0, else a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{env_id}: {name} must be a finite number > 0, got {value!r}")
-    return float(value)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from l2o_env.rates import weighted_sum_rate
+from l2o_env.validation import integer
 from solvers.base import Solver
-from solvers.wmmse import check_positive_int
 
 __all__ = ["Exhaustive", "MAX_LINKS"]
 
@@ -55,8 +55,8 @@ class Exhaustive(Solver):
 
     def __init__(self, grid: int = 41, refine: int = 10):
         who = type(self).__name__
-        self.grid = check_positive_int(grid, "grid", who, minimum=2)
-        self.refine = check_positive_int(refine, "refine", who, minimum=0)
+        self.grid = integer(who, "grid", grid, minimum=2)
+        self.refine = integer(who, "refine", refine, minimum=0)
 
     def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         bsz, k = obs["pmax"].shape

@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from solvers.wmmse import WMMSE, check_positive_int
+from l2o_env.validation import integer
+from solvers.wmmse import WMMSE
 
 __all__ = ["TruncatedWMMSE"]
 
@@ -44,7 +45,7 @@ class TruncatedWMMSE(WMMSE):
 
     def __init__(self, iterations: int = 4, init: str = "full", warm_floor: float = 0.3,
                  device: Any = "cpu", dtype: Any = torch.float64):
-        iterations = check_positive_int(iterations, "iterations", type(self).__name__)
+        iterations = integer(type(self).__name__, "iterations", iterations)
         super().__init__(max_iter=iterations, tol=0.0, init=init, warm_floor=warm_floor, device=device, dtype=dtype)
         self.iterations = iterations
 

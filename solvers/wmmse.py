@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from l2o_env.validation import integer
 from solvers.base import Solver
 from solvers.wmmse_core import wmmse_run
 
@@ -38,12 +39,6 @@ def resolve_dtype(dtype: Any, who: str) -> torch.dtype:
         return table[dtype]
     except (KeyError, TypeError):
         raise ValueError(f"{who}: dtype must be torch.float64 or torch.float32 (or their names), got {dtype!r}") from None
-
-
-def check_positive_int(value: Any, name: str, who: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{who}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class WMMSE(Solver):
@@ -115,7 +110,7 @@ class WMMSE(Solver):
     def __init__(self, max_iter: int = 100, tol: float = 1e-3, init: str = "full", warm_floor: float = 0.3,
                  device: Any = "cpu", dtype: Any = torch.float64):
         who = type(self).__name__
-        self.max_iter = check_positive_int(max_iter, "max_iter", who)
+        self.max_iter = integer(who, "max_iter", max_iter)
         if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not np.isfinite(tol) or tol < 0:
             raise ValueError(f"{who}: tol must be a finite number >= 0 (bit/s/Hz), got {tol!r}")
         self.tol = float(tol)

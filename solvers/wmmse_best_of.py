@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from l2o_env.rates import weighted_sum_rate_torch
+from l2o_env.validation import integer
 from solvers.base import Solver
-from solvers.wmmse import check_positive_int, resolve_device, resolve_dtype
+from solvers.wmmse import resolve_device, resolve_dtype
 from solvers.wmmse_core import wmmse_run
 
 __all__ = ["WMMSEBestOf"]
@@ -58,8 +59,8 @@ class WMMSEBestOf(Solver):
     def __init__(self, restarts: int = 10, seed: int | None = None, max_iter: int = 100, tol: float = 1e-3,
                  device: Any = "cpu", dtype: Any = torch.float64):
         who = type(self).__name__
-        self.restarts = check_positive_int(restarts, "restarts", who, minimum=0)
-        self.max_iter = check_positive_int(max_iter, "max_iter", who)
+        self.restarts = integer(who, "restarts", restarts, minimum=0)
+        self.max_iter = integer(who, "max_iter", max_iter)
         if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not np.isfinite(tol) or tol < 0:
             raise ValueError(f"{who}: tol must be a finite number >= 0 (bit/s/Hz), got {tol!r}")
         self.tol = float(tol)

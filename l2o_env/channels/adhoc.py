@@ -44,12 +44,11 @@ import numpy as np
 from l2o_env.channels.base import (
     ChannelModel,
     Layout,
-    check_int,
-    check_positive,
     heading_vector,
     pairwise_sq_distance,
     reflect_in_box,
 )
+from l2o_env.validation import integer, real
 
 __all__ = ["AdHoc"]
 
@@ -91,11 +90,11 @@ class AdHoc(ChannelModel):
         carrier_frequency: float = 2.4e9,
     ):
         owner = "AdHoc"
-        self.num_links = check_int(owner, "num_links", num_links)
+        self.num_links = integer(owner, "num_links", num_links)
         self.num_rx = self.num_links
-        self.density = check_positive(owner, "density", density)
-        self.noise_std = check_positive(owner, "noise_std", noise_std)
-        self.carrier_frequency = check_positive(owner, "carrier_frequency", carrier_frequency)
+        self.density = real(owner, "density", density, above=0.0)
+        self.noise_std = real(owner, "noise_std", noise_std, above=0.0)
+        self.carrier_frequency = real(owner, "carrier_frequency", carrier_frequency, above=0.0)
         self.default_noise = self.noise_std**2
         #: transmitters live in [-half_side, half_side]^2 metres
         self.half_side = self.num_links / np.sqrt(self.density)
@@ -104,7 +103,7 @@ class AdHoc(ChannelModel):
 
     def sample_layout(self, rng: np.random.Generator, batch: int) -> Layout:
         """``batch`` drops: transmitters uniform in the square, receivers uniform around them."""
-        batch = check_int("AdHoc.sample_layout", "batch", batch)
+        batch = integer("AdHoc.sample_layout", "batch", batch)
         shape = (batch, self.num_links, 2)
         tx = rng.uniform(-1.0, 1.0, shape) * self.half_side
         rx = tx + rng.uniform(-1.0, 1.0, shape) * self.rx_spread

@@ -37,8 +37,6 @@ __all__ = [
     "pairwise_sq_distance",
     "reflect_in_box",
     "heading_vector",
-    "check_int",
-    "check_positive",
 ]
 
 
@@ -227,26 +225,3 @@ def reflect_in_box(pos: np.ndarray, direction: np.ndarray, low, high) -> tuple[n
     new_pos = np.where(width > 0, low + folded, low + 0.0 * y)
     new_dir = np.where(odd & (width > 0), -direction, direction)
     return new_pos, new_dir
-
-
-def check_int(owner: str, name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, else a ValueError naming ``owner``, ``name`` and ``value``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        if not (isinstance(value, (float, np.floating)) and float(value).is_integer()):
-            raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_positive(owner: str, name: str, value, allow_zero: bool = False) -> float:
-    """``value`` as a finite float > 0 (>= 0 with ``allow_zero``), else a ValueError naming it."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}") from None
-    ok = np.isfinite(x) and (x >= 0.0 if allow_zero else x > 0.0)
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{owner}: {name} must be finite and {bound}, got {value!r}")
-    return x

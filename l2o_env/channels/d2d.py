@@ -56,12 +56,11 @@ from l2o_env.channels.base import (
     SPEED_OF_LIGHT,
     ChannelModel,
     Layout,
-    check_int,
-    check_positive,
     heading_vector,
     pairwise_sq_distance,
     reflect_in_box,
 )
+from l2o_env.validation import integer, real
 
 __all__ = ["D2D", "itu1411_los_pathloss_db"]
 
@@ -131,19 +130,19 @@ class D2D(ChannelModel):
         shadowing_db: float = 8.0,
     ):
         owner = "D2D"
-        self.num_links = check_int(owner, "num_links", num_links)
+        self.num_links = integer(owner, "num_links", num_links)
         self.num_rx = self.num_links
-        self.area_side = check_positive(owner, "area_side", area_side)
+        self.area_side = real(owner, "area_side", area_side, above=0.0)
         try:
             d_min, d_max = pair_distance
         except (TypeError, ValueError):
             raise ValueError(f"D2D: pair_distance must be a pair (d_min, d_max) in metres, got {pair_distance!r}") from None
-        d_min = check_positive(owner, "pair_distance[0] (d_min)", d_min)
-        d_max = check_positive(owner, "pair_distance[1] (d_max)", d_max)
+        d_min = real(owner, "pair_distance[0] (d_min)", d_min, above=0.0)
+        d_max = real(owner, "pair_distance[1] (d_max)", d_max, above=0.0)
         if d_min > d_max:
             raise ValueError(f"D2D: pair_distance must have d_min <= d_max, got {pair_distance!r}")
         self.pair_distance = (d_min, d_max)
-        self.density = check_positive(owner, "density", density)
+        self.density = real(owner, "density", density, above=0.0)
         self.side = self.area_side / np.sqrt(self.density)
         # a receiver at distance >= d_min from a transmitter inside the square must fit in it
         if d_min >= self.side * np.sqrt(2.0):
@@ -152,9 +151,9 @@ class D2D(ChannelModel):
                 f"area_side/sqrt(density) = {self.side:.4g} m (needs d_min < side*sqrt(2)); "
                 "lower density or d_min"
             )
-        self.carrier_frequency = check_positive(owner, "carrier_frequency", carrier_frequency)
-        self.bandwidth = check_positive(owner, "bandwidth", bandwidth)
-        self.antenna_height = check_positive(owner, "antenna_height", antenna_height)
+        self.carrier_frequency = real(owner, "carrier_frequency", carrier_frequency, above=0.0)
+        self.bandwidth = real(owner, "bandwidth", bandwidth, above=0.0)
+        self.antenna_height = real(owner, "antenna_height", antenna_height, above=0.0)
         self.antenna_gain_db = float(antenna_gain_db)
         self.tx_power_dbm = float(tx_power_dbm)
         self.noise_dbm_per_hz = float(noise_dbm_per_hz)
@@ -165,7 +164,7 @@ class D2D(ChannelModel):
         ):
             if not np.isfinite(val):
                 raise ValueError(f"D2D: {name} must be finite, got {val!r}")
-        self.shadowing_db = check_positive(owner, "shadowing_db", shadowing_db, allow_zero=True)
+        self.shadowing_db = real(owner, "shadowing_db", shadowing_db, at_least=0.0)
         wavelength = SPEED_OF_LIGHT / self.carrier_frequency
         self._r_bp = 4.0 * self.antenna_height**2 / wavelength
         # 10^(-(PL at R_bp)/10) on every link, times the antenna gain on the direct links
@@ -199,7 +198,7 @@ class D2D(ChannelModel):
 
     def sample_layout(self, rng: np.random.Generator, batch: int) -> Layout:
         """``batch`` drops as the authors' generator makes them (module docstring), plus shadowing and headings."""
-        batch = check_int("D2D.sample_layout", "batch", batch)
+        batch = integer("D2D.sample_layout", "batch", batch)
         k = self.num_links
         tx = rng.uniform(0.0, self.side, (batch, k, 2))
         rx = np.empty_like(tx)

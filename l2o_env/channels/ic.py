@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from l2o_env.channels.base import ChannelModel, Layout, check_int, check_positive
+from l2o_env.channels.base import ChannelModel, Layout
+from l2o_env.validation import integer, real
 
 
 class GaussianIC(ChannelModel):
@@ -27,9 +28,9 @@ class GaussianIC(ChannelModel):
     default_pmax = 1.0
 
     def __init__(self, num_links: int = 10, carrier_frequency: float = 2.4e9):
-        self.num_links = check_int("GaussianIC", "num_links", num_links)
+        self.num_links = integer("GaussianIC", "num_links", num_links)
         self.num_rx = self.num_links
-        self.carrier_frequency = check_positive("GaussianIC", "carrier_frequency", carrier_frequency)
+        self.carrier_frequency = real("GaussianIC", "carrier_frequency", carrier_frequency, above=0.0)
 
     def sample_layout(self, rng: np.random.Generator, batch: int) -> Layout:
         return Layout()

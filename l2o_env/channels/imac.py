@@ -56,11 +56,10 @@ import numpy as np
 from l2o_env.channels.base import (
     ChannelModel,
     Layout,
-    check_int,
-    check_positive,
     heading_vector,
     pairwise_sq_distance,
 )
+from l2o_env.validation import integer, real
 
 __all__ = ["IMAC", "hex_grid"]
 
@@ -135,20 +134,20 @@ class IMAC(ChannelModel):
         carrier_frequency: float = 2.4e9,
     ):
         owner = "IMAC"
-        self.num_links = check_int(owner, "num_links", num_links)
-        self.num_cells = check_int(owner, "num_cells", num_cells)
+        self.num_links = integer(owner, "num_links", num_links)
+        self.num_cells = integer(owner, "num_cells", num_cells)
         if self.num_links % self.num_cells:
             raise ValueError(
                 f"IMAC: num_links={num_links} must be a multiple of num_cells={num_cells} "
                 "(every cell has the same number of users)"
             )
-        self.cell_radius = check_positive(owner, "cell_radius", cell_radius)
-        self.inner_radius = check_positive(owner, "inner_radius", inner_radius, allow_zero=True)
+        self.cell_radius = real(owner, "cell_radius", cell_radius, above=0.0)
+        self.inner_radius = real(owner, "inner_radius", inner_radius, at_least=0.0)
         if cell_shape not in ("disc", "hexagon"):
             raise ValueError(f"IMAC: cell_shape must be 'disc' or 'hexagon', got {cell_shape!r}")
         self.cell_shape = cell_shape
-        self.density = check_positive(owner, "density", density)
-        self.carrier_frequency = check_positive(owner, "carrier_frequency", carrier_frequency)
+        self.density = real(owner, "density", density, above=0.0)
+        self.carrier_frequency = real(owner, "carrier_frequency", carrier_frequency, above=0.0)
         inscribed = 2.0 * self.cell_radius / _SQRT3 if cell_shape == "disc" else self.cell_radius
         if self.inner_radius >= inscribed:
             raise ValueError(
@@ -204,7 +203,7 @@ class IMAC(ChannelModel):
 
     def sample_layout(self, rng: np.random.Generator, batch: int) -> Layout:
         """``batch`` drops: users uniform in their cells, shadowing per (BS, user), uniform headings."""
-        batch = check_int("IMAC.sample_layout", "batch", batch)
+        batch = integer("IMAC.sample_layout", "batch", batch)
         offsets = self._sample_offsets(rng, (batch, self.num_links))
         serving = np.broadcast_to(self.bs_positions[self.cell_of_user], offsets.shape)
         shadow_db = self.SHADOWING_DB * rng.standard_normal((batch, self.num_cells, self.num_links))

@@ -34,6 +34,7 @@ import numpy as np
 from l2o_env.channels.base import ChannelModel, Layout, evolve_fading, jakes_correlation
 from l2o_env.rates import link_rates
 from l2o_env.scenarios import Scenario, build_model, get_scenario, model_knobs
+from l2o_env.validation import real
 
 __all__ = [
     "EnvConfig",
@@ -111,18 +112,6 @@ class EnvConfig:
         return keys + tuple(self.extra_shapes)
 
 
-def _real(env_id: str, name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{env_id}: {name} must be a real number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{env_id}: {name} must be a real number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{env_id}: {name} must be finite, got {value!r}")
-    return x
-
-
 def _per_link(env_id: str, name: str, value: Any, k: int, unit: str) -> np.ndarray:
     """A positive scalar or ``(K,)`` array as float64 ``(K,)`` rounded to float32 (what the agent sees)."""
     try:
@@ -167,10 +156,10 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
 
     speed = env_kw.get("speed")
     if speed is not None:
-        speed = _real(env_id, "speed", speed)
+        speed = real(env_id, "speed", speed)
         if speed < 0:
             raise ValueError(f"{env_id}: speed must be None (independent slots) or >= 0 m/s, got {speed!r}")
-    slot_duration = _real(env_id, "slot_duration", env_kw.get("slot_duration", 0.02))
+    slot_duration = real(env_id, "slot_duration", env_kw.get("slot_duration", 0.02))
     if slot_duration <= 0:
         raise ValueError(f"{env_id}: slot_duration must be > 0 seconds, got {slot_duration!r}")
 
@@ -190,7 +179,7 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
             )
         topology = scenario.default_topology
 
-    pf_smoothing = _real(env_id, "pf_smoothing", env_kw.get("pf_smoothing", 0.1))
+    pf_smoothing = real(env_id, "pf_smoothing", env_kw.get("pf_smoothing", 0.1))
     if not 0.0 < pf_smoothing <= 1.0:
         raise ValueError(f"{env_id}: pf_smoothing (beta of the averaged rate) must be in (0, 1], got {pf_smoothing!r}")
 
@@ -214,7 +203,7 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     k = int(model.num_links)
     pmax = _per_link(env_id, "pmax", env_kw.get("pmax", model.default_pmax), k, "W")
     if "snr_db" in env_kw:
-        snr_db = _real(env_id, "snr_db", env_kw["snr_db"])
+        snr_db = real(env_id, "snr_db", env_kw["snr_db"])
         noise = _per_link(env_id, "noise (from snr_db)", pmax / 10.0 ** (snr_db / 10.0), k, "W")
     else:
         noise = _per_link(env_id, "noise", env_kw.get("noise", model.default_noise), k, "W")

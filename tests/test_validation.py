@@ -1,0 +1,86 @@
+"""The one rule for integer and real arguments (l2o_env/validation.py), and that envs and solvers share it."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import l2o_env  # noqa: F401  (registers the env IDs)
+import solvers
+from l2o_env.validation import integer, real
+
+
+@pytest.mark.parametrize("value, expected", [(3, 3), (np.int64(3), 3), (3.0, 3), (np.float32(4.0), 4)])
+def test_integer_accepts_integral_numbers(value, expected):
+    out = integer("Owner", "n", value)
+    assert out == expected and type(out) is int
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(True), "3", 3.5, float("nan"), float("inf"), None, [3], 0, -2])
+def test_integer_refuses_everything_else(value):
+    with pytest.raises(ValueError, match=r"Owner: n must be an integer >= 1, got"):
+        integer("Owner", "n", value)
+
+
+def test_integer_minimum():
+    assert integer("O", "refine", 0, minimum=0) == 0
+    with pytest.raises(ValueError, match="refine must be an integer >= 2, got 1"):
+        integer("O", "refine", 1, minimum=2)
+
+
+@pytest.mark.parametrize("value", [1, 1.5, np.float32(2.5), np.int32(7), -3.0])
+def test_real_accepts_finite_numbers(value):
+    out = real("Owner", "x", value)
+    assert out == float(value) and type(out) is float
+
+
+@pytest.mark.parametrize("value, match", [("1", "a real number"), (True, "a real number"), (None, "a real number"),
+                                          (np.array([1.0]), "a real number"), (float("nan"), "a finite number"),
+                                          (float("-inf"), "a finite number")])
+def test_real_refuses_non_numbers_and_non_finite(value, match):
+    with pytest.raises(ValueError, match=f"Owner: x must be {match}"):
+        real("Owner", "x", value)
+
+
+def test_real_bounds():
+    assert real("O", "d", 0.0, at_least=0.0) == 0.0
+    with pytest.raises(ValueError, match=r"d must be a finite number > 0, got 0.0"):
+        real("O", "d", 0.0, above=0.0)
+    with pytest.raises(ValueError, match=r"d must be a finite number >= 0, got -1e-09"):
+        real("O", "d", -1e-9, at_least=0.0)
+
+
+def test_envs_and_solvers_apply_the_same_rule():
+    # a string is refused and an integral float accepted by an env knob and a solver option alike
+    with pytest.raises(ValueError, match="num_links must be an integer"):
+        gym.make("PowerControl-IC-v0", num_links="5")
+    with pytest.raises(ValueError, match="max_iter must be an integer"):
+        solvers.make("wmmse", max_iter="50")
+    assert gym.make("PowerControl-IC-v0", num_links=5.0).unwrapped.num_links == 5
+    assert solvers.make("wmmse", max_iter=50.0).max_iter == 50
+    with pytest.raises(ValueError, match="speed must be a real number"):
+        gym.make("PowerControl-IC-v0", speed="1")
+
+
+def _project_imports(folder: str) -> set[str]:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = set()
+    for path in (root / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+    return {m for m in found if m.split(".")[0] == "l2o_env"}
+
+
+def test_import_direction():
+    # DESIGN.md: solvers never import an env, a channel model or the sampler; channel models import no
+    # other part of the project than the shared argument checks
+    assert _project_imports("solvers") <= {"l2o_env.rates", "l2o_env.validation"}
+    assert {m for m in _project_imports("l2o_env/channels") if not m.startswith("l2o_env.channels")} <= {
+        "l2o_env.validation"}
