@@ -305,7 +305,7 @@ class WCGCN(LearnedSolver):
             return bsz
         # edges per sample estimated on the first sample (the graph depends on the layout; building it
         # once more costs 1 / B of the batch's graph)
-        head = {k: v[:1] for k, v in obs.items() if k in ("gain", "tx_pos", "rx_pos")}
+        head = {key: v[:1] for key, v in obs.items() if key in ("gain", "tx_pos", "rx_pos")}
         edges, *_ = self._graph(head)
         per_sample = max(1.0, edges.shape[1] / head["gain"].shape[0])
         return max(1, int(self.infer_edges / per_sample))
