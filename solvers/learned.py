@@ -64,6 +64,13 @@ def wmmse_reference(obs: Mapping[str, np.ndarray], **wmmse_kwargs) -> tuple[np.n
     return power.numpy(), wsr.numpy()
 
 
+def reference_wsr(obs: Mapping[str, Any]) -> float:
+    """WMMSE's mean weighted sum rate on a batched observation (checked): the denominator of
+    :meth:`LearnedSolver.ratio_to_wmmse`."""
+    batch = check_power_obs(obs, batched=True, who="reference_wsr")
+    return float(wmmse_reference(batch)[1].mean())
+
+
 class LearnedSolver(Solver):
     """Base class of the learned solvers (a torch model behind the Solver interface).
 
@@ -164,15 +171,19 @@ class LearnedSolver(Solver):
         return power.to("cpu", torch.float64).numpy()
 
     # --- evaluation helper used by fit's validation and the CLI --------------------------------
-    def ratio_to_wmmse(self, obs: Mapping[str, np.ndarray]) -> float:
-        """Ratio of means (the papers' metric): mean WSR of this solver / mean WSR of WMMSE."""
+    def ratio_to_wmmse(self, obs: Mapping[str, np.ndarray], reference: float | None = None) -> float:
+        """Ratio of means (the papers' metric): mean WSR of this solver / mean WSR of WMMSE.
+
+        ``reference``: WMMSE's mean WSR on ``obs`` when already known (:func:`reference_wsr`), so that a
+        training loop validating on one fixed set runs WMMSE on it once, not at every validation.
+        """
         batch = check_power_obs(obs, batched=True, who=f"{type(self).__name__}.ratio_to_wmmse")
-        batch = {**{k: np.asarray(v) for k, v in obs.items() if k not in batch}, **batch}
-        mine = self.act_batch(batch)
-        _, ref = wmmse_reference(batch)
-        t = to_torch(batch, dtype=torch.float64)
+        mine = self.act_batch(obs)
+        if reference is None:
+            reference = reference_wsr(batch)
+        t = to_torch({k: batch[k] for k in ("gain", "noise", "weight")}, dtype=torch.float64)
         wsr = weighted_sum_rate_torch(t["gain"], torch.as_tensor(mine), t["noise"], t["weight"])
-        return float(wsr.mean() / max(float(ref.mean()), 1e-300))
+        return float(wsr.mean() / max(reference, 1e-300))
 
     # --- persistence -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

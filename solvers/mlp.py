@@ -64,7 +64,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from solvers.base import check_power_obs
-from solvers.learned import LearnedSolver, to_torch, wmmse_reference
+from solvers.learned import LearnedSolver, reference_wsr, to_torch, wmmse_reference
 
 __all__ = ["MLPSolver", "MLPConfig"]
 
@@ -333,6 +333,7 @@ class MLPSolver(LearnedSolver):
             self.model.reset_parameters()
         tl = time.perf_counter()
         val_x, val_y = self._labelled(val_obs)
+        val_ref = reference_wsr(val_obs)  # WMMSE's mean WSR on the fixed validation set, once
         label_time = time.perf_counter() - tl
 
         opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha)
@@ -370,7 +371,7 @@ class MLPSolver(LearnedSolver):
                     self.model.eval()
                     with torch.no_grad():
                         val_mse = float(torch.mean((self.forward_normalised(val_x) - val_y) ** 2))
-                    ratio = self.ratio_to_wmmse(val_obs)
+                    ratio = self.ratio_to_wmmse(val_obs, val_ref)
                     lr = opt.param_groups[0]["lr"]
                     for key, v in (("step", step), ("loss", run_loss / run_n), ("val_mse", val_mse),
                                    ("val_ratio", ratio), ("lr", lr)):

@@ -78,7 +78,7 @@ import torch
 from torch import nn
 
 from l2o_env.rates import weighted_sum_rate_torch
-from solvers.learned import LearnedSolver, to_torch
+from solvers.learned import LearnedSolver, reference_wsr, to_torch
 from solvers.wmmse_core import wmmse_layer, wmmse_prepare
 
 __all__ = ["UWMMSE", "UWMMSEConfig", "GCNBank", "UWMMSENet"]
@@ -401,7 +401,8 @@ class UWMMSE(LearnedSolver):
         params = [p for p in self.model.parameters() if p.requires_grad]
         hist: dict[str, Any] = {"step": [], "loss": [], "val_step": [], "val_ratio": []}
         start = time.perf_counter()
-        best_ratio = self.ratio_to_wmmse(validation)
+        val_ref = reference_wsr(validation)  # WMMSE on the fixed validation set, once
+        best_ratio = self.ratio_to_wmmse(validation, val_ref)
         best_state = copy.deepcopy(self.model.state_dict())
         best_step, since_best, stopped, skipped = 0, 0, False, 0
         hist["val_step"].append(0)
@@ -425,7 +426,7 @@ class UWMMSE(LearnedSolver):
             hist["loss"].append(loss_value)
             bar.update(1)
             if step % cfg.val_every == 0 or step == steps:
-                ratio = self.ratio_to_wmmse(validation)
+                ratio = self.ratio_to_wmmse(validation, val_ref)
                 hist["val_step"].append(step)
                 hist["val_ratio"].append(ratio)
                 if ratio > best_ratio:
