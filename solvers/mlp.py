@@ -63,6 +63,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from l2o_env.validation import integer, real
 from solvers.base import check_power_obs
 from solvers.learned import LearnedSolver, reference_wsr, to_torch, wmmse_reference
 
@@ -120,15 +121,9 @@ class MLPConfig:
         self.hidden = tuple(int(h) for h in self.hidden)
         for name in ("num_links", "batch_size", "steps", "pool_size", "val_size", "eval_every", "label_chunk",
                      "lr_patience"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or int(v) != v or int(v) < 1:
-                raise ValueError(f"MLPConfig: {name} must be an integer >= 1, got {v!r}")
-            setattr(self, name, int(v))
+            setattr(self, name, integer("MLPConfig", name, getattr(self, name)))
         for name in ("num_bs", "pool_epochs"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or int(v) != v or int(v) < 0:
-                raise ValueError(f"MLPConfig: {name} must be an integer >= 0, got {v!r}")
-            setattr(self, name, int(v))
+            setattr(self, name, integer("MLPConfig", name, getattr(self, name), minimum=0))
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"MLPConfig: hidden must be a non-empty tuple of widths >= 1, got {self.hidden!r}")
         if self.input not in _INPUTS:
@@ -138,9 +133,7 @@ class MLPConfig:
         if self.transform not in _TRANSFORMS:
             raise ValueError(f"MLPConfig: transform must be one of {_TRANSFORMS}, got {self.transform!r}")
         for name in ("lr", "rms_alpha", "lr_decay", "min_lr"):
-            v = float(getattr(self, name))
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"MLPConfig: {name} must be finite and > 0, got {getattr(self, name)!r}")
+            real("MLPConfig", name, getattr(self, name), above=0.0)
         if not (self.rms_alpha < 1 and self.lr_decay < 1):
             raise ValueError(f"MLPConfig: rms_alpha and lr_decay must be < 1, got {self.rms_alpha}, {self.lr_decay}")
 
