@@ -27,6 +27,7 @@ import torch
 
 from l2o_env.rates import weighted_sum_rate_torch
 from solvers.base import Solver, check_power_obs
+from solvers.wmmse import resolve_device
 from solvers.wmmse_core import wmmse_run
 
 __all__ = ["LearnedSolver", "CHECKPOINT_DIR", "FORMAT", "to_torch", "wmmse_reference"]
@@ -83,7 +84,8 @@ class LearnedSolver(Solver):
             ``solvers/checkpoints/<name>.pt``; a string ``tag`` loads ``<name>-<tag>.pt`` (another shipped
             scenario, see :meth:`shipped`). The checkpoint's config wins over ``config``.
         checkpoint: path of a checkpoint to load instead.
-        device: torch device for the model ("cpu" default; "cuda" works when available).
+        device: torch device for the model: "cpu" (default), "cuda", "cuda:<index>" or "auto" (CUDA when
+            available); a CUDA device on a machine without one is a ValueError.
     """
 
     Config: type = None  # set by subclasses
@@ -99,7 +101,7 @@ class LearnedSolver(Solver):
         elif overrides:
             config = dataclasses.replace(config, **overrides)
         self.config = config
-        self.device = torch.device(device)
+        self.device = resolve_device(device, type(self).__name__)
         self.model = self.build().to(self.device)
         self.meta: dict[str, Any] = {}
         if pretrained and checkpoint is not None:

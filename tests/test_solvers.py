@@ -175,6 +175,16 @@ def test_cuda_requested_without_cuda():
         solvers.make("wmmse", device="cuda")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when CUDA is missing")
+@pytest.mark.parametrize("name", ["mlp", "uwmmse", "wcgcn"])
+def test_learned_solver_on_missing_cuda_is_a_clear_error(name):
+    with pytest.raises(ValueError, match="cuda.*is_available"):
+        solvers.make(name, device="cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        solvers.make(name, device="gpu0")
+    assert solvers.make(name, device="auto").device.type == "cpu"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     obs = ic_obs(10, 500, seed=4, weighted=True)
