@@ -1,12 +1,16 @@
-"""The UWMMSE rows of the learned-solver targets table, from the shipped checkpoints (Chowdhury et al., seeds/002).
+"""The UWMMSE rows of the learned-solver targets table, from the shipped checkpoints (Chowdhury et al. 2021).
+
+Paper: A. Chowdhury, G. Verma, C. Rao, A. Swami, S. Segarra, "Unfolding WMMSE Using Graph Neural Networks
+for Efficient Power Allocation", IEEE Trans. Wireless Commun. 20(9):6004-6017, 2021,
+doi:10.1109/TWC.2021.3071480, arXiv:2009.10812.
 
 - ``uwmmse.pt`` (default, robust, Sec. IV-E): trained on random ad hoc layouts (20 links) with a random
   paper density factor ``d ~ U[0.5, 5]`` per batch (env ``density = d^2``). Evaluated on ``--samples``
   fresh random layouts at density 1 (target >= 97 % of WMMSE) and, ``--table-samples`` each, at the
   paper's factors 0.5 .. 5 against truncated WMMSE (4 iterations) (target: above it at every factor).
-- ``uwmmse-fixed.pt`` (Sec. IV, Table I): trained on the one layout of ``ObservationSampler(seed=S,
-  topology="fixed")`` (``S`` in its meta); evaluated on that layout with fresh fading (target >= 100 % of
-  WMMSE and above truncated WMMSE; paper: 83.21 / 82.94 = 100.3 %).
+- ``uwmmse-fixed.pt`` (Sec. IV, Table I): trained on the one layout of ``ObservationSampler(topology="fixed",
+  layout_seed=L)`` (``L`` in its meta's env_kwargs, default 0); evaluated on that layout with fresh fading
+  (target >= 100 % of WMMSE and above truncated WMMSE; paper: 83.21 / 82.94 = 100.3 %).
 
 Ratios are ratios of means to OUR WMMSE (``solvers.learned.wmmse_reference``: full power start, 100
 iterations, tol 1e-3). Time: one ``act_batch`` call on the whole batch (best of 3) against WMMSE's on the
@@ -59,12 +63,12 @@ def measure(solver: UWMMSE, obs: dict) -> dict:
 
 
 def fixed_layout_sampler(solver: UWMMSE, seed: int) -> ObservationSampler:
-    """The training layout (drawn from the training seed when the sampler is built) with fading from ``seed``."""
+    """The training layout (the env config's ``layout_seed``) with fading from ``seed`` (never the training stream)."""
     kw = {k: v for k, v in solver.meta["env_kwargs"].items()}
-    sampler = ObservationSampler(solver.meta["env_id"], seed=int(solver.meta["seed"]), **kw)
-    # the layout is fixed at construction; only the fading stream is reseeded (never the training stream)
-    sampler._rng = np.random.default_rng(seed)
-    return sampler
+    if kw.get("topology", "fixed") == "fixed":
+        # a checkpoint that predates layout_seed drew its layout from the training seed (0 for the shipped one)
+        kw.setdefault("layout_seed", int(solver.meta["seed"]))
+    return ObservationSampler(solver.meta["env_id"], seed=seed, **kw)
 
 
 def line(name: str, scenario: str, m: dict, target: str, ok: bool) -> str:
@@ -99,7 +103,7 @@ def main() -> None:
         fixed = UWMMSE(pretrained="fixed")
         obs = fixed_layout_sampler(fixed, args.seed)(args.samples)
         m = measure(fixed, obs)
-        print(line("uwmmse (fixed)", f"AdHoc-v0(num_links=20, topology=fixed, seed={fixed.meta['seed']})", m,
+        print(line("uwmmse (fixed)", f"AdHoc-v0(num_links=20, topology=fixed, layout_seed={fixed.meta['env_kwargs'].get('layout_seed', fixed.meta['seed'])})", m,
                    ">= 100 % and > trunc.", m["ratio"] >= 1.0 and m["ratio"] > m["trunc"]), flush=True)
     if robust is not None:
         print("\nDensity generalisation (Sec. IV-E, Fig. 6 a-b), random layouts, "

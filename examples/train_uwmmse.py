@@ -1,4 +1,8 @@
-"""Train UWMMSE (Chowdhury et al., seeds/002) unsupervised on ad hoc networks, save it, evaluate it.
+"""Train UWMMSE (Chowdhury et al. 2021) unsupervised on ad hoc networks, save it, evaluate it.
+
+Paper: A. Chowdhury, G. Verma, C. Rao, A. Swami, S. Segarra, "Unfolding WMMSE Using Graph Neural Networks
+for Efficient Power Allocation", IEEE Trans. Wireless Commun. 20(9):6004-6017, 2021,
+doi:10.1109/TWC.2021.3071480, arXiv:2009.10812.
 
 One file, top to bottom (CleanRL style): ``Args``, the scenario samplers (one fixed topology, or the
 robust variant of Sec. IV-E with a random density factor per batch), training, evaluation on fresh
@@ -7,7 +11,7 @@ samples (ratio of means to WMMSE, the density table against truncated WMMSE, tim
     # the shipped default checkpoint: robust, random layouts, paper density factor d ~ U[0.5, 5] per batch
     python examples/train_uwmmse.py --topology random --factors 0.5,5 \
         --solver-kwargs lr=0.01,input_transform=log1p --out solvers/checkpoints/uwmmse.pt
-    # Table I setting: one fixed layout (sampler seed 0), trained and tested on its fading
+    # Table I setting: one fixed layout (layout_seed 0, the env default), trained and tested on its fading
     python examples/train_uwmmse.py --topology fixed --factors '' --solver-kwargs lr=0.01 \
         --out solvers/checkpoints/uwmmse-fixed.pt
     # the paper's own hyper-parameters: --solver-kwargs '' (lr 1e-3, linear input); any config field:
@@ -50,7 +54,8 @@ class Args:
     env_kwargs: str = "num_links=20"
     """env keyword arguments, KEY=VALUE,... (density is set by --factors when given)"""
     topology: str = "random"
-    """ad hoc topology: fixed (one layout, drawn from --seed; Sec. IV) or random (a new layout per sample)"""
+    """ad hoc topology: fixed (one layout, from the env's layout_seed, default 0, e.g. --env-kwargs
+    num_links=20,layout_seed=3; Sec. IV) or random (a new layout per sample)"""
     factors: str = "0.5,5"
     """robust training (Sec. IV-E): paper density factor d ~ U[lo, hi] per batch, density = d^2; "" = off"""
     solver_kwargs: str = ""
@@ -58,7 +63,7 @@ class Args:
     steps: int | None = None
     """gradient steps (default: the config's `steps`, 10,000)"""
     seed: int = 0
-    """seed of the training sampler (and of the fixed layout) and of torch"""
+    """seed of the training sampler (fading, weights; not the fixed layout: layout_seed) and of torch"""
     eval_seed: int = 1_000_003
     """seed of the evaluation samplers (random topology; fixed: the training sampler's later draws)"""
     eval_samples: int = 10_000
@@ -204,7 +209,9 @@ def main(args: Args) -> dict:
     hist = solver.fit(sampler, steps=args.steps, seed=args.seed, progress=args.progress, validation=validation,
                       callback=log)
     solver.meta.update(
-        env_id=args.env_id, env_kwargs={**env_kwargs, "topology": args.topology}, density_factors=factors or None,
+        env_id=args.env_id, env_kwargs={**env_kwargs, "topology": args.topology, **(
+            {"layout_seed": sampler.config.layout_seed} if args.topology == "fixed" else {})},
+        density_factors=factors or None,
         train_wall_time_s=hist["wall_time"],
         command="python examples/train_uwmmse.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
 

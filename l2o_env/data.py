@@ -5,10 +5,13 @@ Solvers never import an env class; they train from :class:`ObservationSampler` (
 and the same validation as ``gym.make(env_id, **env_kwargs)``.
 
 Every sample is an independent draw (the ``speed=None`` semantics of the env: a new layout and new
-fading per sample), except the ad hoc env's default ``topology="fixed"``: one layout is drawn when the
-sampler is built and shared by every sample, only the fading changes (as in the UWMMSE paper,
-seeds/002 Sec. IV). Mobility knobs (``speed``, ``slot_duration``) are validated but do not change the
-samples: each sample is a draw from the per-slot distribution.
+fading per sample), except the ad hoc env's default ``topology="fixed"``: every sample shares the one
+layout of the configuration, only the fading changes (as in Chowdhury et al., "Unfolding WMMSE Using
+Graph Neural Networks for Efficient Power Allocation", IEEE TWC 2021, arXiv:2009.10812, Sec. IV). That
+layout follows the env's rule: ``model.sample_layout(np.random.default_rng(layout_seed), 1)`` with the
+``layout_seed`` keyword (default 0), so a sampler and ``gym.make`` with the same keywords see the same
+layout, whatever the sampler's ``seed``. Mobility knobs (``speed``, ``slot_duration``) are validated but
+do not change the samples: each sample is a draw from the per-slot distribution.
 
 >>> from l2o_env.data import ObservationSampler
 >>> sampler = ObservationSampler("PowerControl-IC-v0", seed=0, num_links=20)
@@ -34,8 +37,11 @@ class ObservationSampler:
     Args:
         env_id: a registered ID, e.g. ``"PowerControl-IMAC-v0"`` (see ``l2o_env.scenarios.ENV_IDS``).
         seed: seed of the sampler's own ``np.random.Generator``; the same seed gives the same batches.
+            It drives the fading, the weights and a random topology's layouts only: a fixed topology's
+            layout comes from ``layout_seed`` (default 0), as in the env.
         **env_kwargs: the keyword arguments of ``gym.make(env_id, ...)`` (``num_links``, ``num_cells``,
-            ``density``, ``noise``, ``pmax``, ``snr_db``, ``weights``, ``topology``, model knobs ...).
+            ``density``, ``noise``, ``pmax``, ``snr_db``, ``weights``, ``topology``, ``layout_seed``,
+            model knobs ...).
             ``weights="random"`` draws U[0, 1] weights per sample and link; ``"proportional_fair"``
             depends on an episode's rate history and is refused here.
 
@@ -62,7 +68,8 @@ class ObservationSampler:
         self.seed = int(seed)
         self.observation_keys = self.config.observation_keys
         self._rng = np.random.default_rng(self.seed)
-        self._fixed = self.config.model.sample_layout(self._rng, 1) if self.config.fixed_topology else None
+        # the configuration's fixed layout (from layout_seed, never from `seed`; read-only, shared)
+        self._fixed = self.config.fixed_layout
 
     def __call__(self, batch: int) -> dict[str, np.ndarray]:
         if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1:

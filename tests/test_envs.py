@@ -215,8 +215,8 @@ def test_ic_rejects_density():
     make("PowerControl-IC-v0", density=1)  # the neutral value is accepted
 
 
-def test_adhoc_fixed_topology_kept_until_a_new_seed():
-    env = make("PowerControl-AdHoc-v0")  # topology="fixed" by default
+def test_adhoc_fixed_topology_kept_whatever_the_seed():
+    env = make("PowerControl-AdHoc-v0")  # topology="fixed" by default, layout_seed=0
     obs, _ = env.reset(seed=0)
     pos = obs["tx_pos"]
     nxt, *_ = env.step(env.action_space.sample())
@@ -224,10 +224,16 @@ def test_adhoc_fixed_topology_kept_until_a_new_seed():
     assert not np.array_equal(nxt["gain"], obs["gain"])
     again, _ = env.reset()
     np.testing.assert_array_equal(again["tx_pos"], pos)
-    other, _ = env.reset(seed=1)
-    assert not np.array_equal(other["tx_pos"], pos)
+    other, _ = env.reset(seed=1)  # a new reset seed: new fading, the same layout
+    np.testing.assert_array_equal(other["tx_pos"], pos)
+    np.testing.assert_array_equal(other["rx_pos"], obs["rx_pos"])
+    assert not np.array_equal(other["gain"], obs["gain"])
     back, _ = env.reset(seed=0)
     np.testing.assert_array_equal(back["tx_pos"], pos)
+    np.testing.assert_array_equal(back["gain"], obs["gain"])
+    # another layout is another configuration: layout_seed
+    moved, _ = make("PowerControl-AdHoc-v0", layout_seed=1).reset(seed=0)
+    assert not np.array_equal(moved["tx_pos"], pos)
 
 
 def test_adhoc_random_topology_changes_every_episode_or_slot():
@@ -274,6 +280,9 @@ def test_knobs_reach_the_model_and_the_observation():
         ("PowerControl-IC-v0", {"weights": "equal"}, "weights"),
         ("PowerControl-IC-v0", {"topology": "fixed"}, "topology"),
         ("PowerControl-AdHoc-v0", {"topology": "static"}, "topology"),
+        ("PowerControl-IC-v0", {"layout_seed": 1}, "layout_seed=1 is not a knob"),
+        ("PowerControl-AdHoc-v0", {"topology": "random", "layout_seed": 1}, "only applies to topology='fixed'"),
+        ("PowerControl-AdHoc-v0", {"layout_seed": -1}, "layout_seed must be an integer >= 0"),
         ("PowerControl-D2D-v0", {"snr_db": 10}, "snr_db"),
         ("PowerControl-IC-v0", {"snr_db": 10, "noise": 1.0}, "snr_db"),
         ("PowerControl-AdHoc-v0", {"noise": 1.0, "noise_std": 1.0}, "noise"),
@@ -430,11 +439,12 @@ def test_vector_autoreset_same_step_starts_new_episodes():
     np.testing.assert_array_equal(obs2["weight"], obs["weight"])
 
 
-def test_vector_reset_mask_and_fixed_topology_per_env():
+def test_vector_reset_mask_and_fixed_topology_shared_by_the_sub_envs():
     envs = gym.make_vec("PowerControl-AdHoc-v0", num_envs=3, speed=5.0, max_episode_steps=None)
     obs, _ = envs.reset(seed=0)
     start = obs["tx_pos"]
-    assert not np.array_equal(start[0], start[1])  # each sub-env has its own topology
+    np.testing.assert_array_equal(start[1:], start[:1].repeat(2, axis=0))  # one fixed topology for all
+    assert not np.array_equal(obs["gain"][0], obs["gain"][1])  # with their own fading
     for _ in range(3):
         moved, *_ = envs.step(envs.action_space.sample())
     assert not np.array_equal(moved["tx_pos"], start)

@@ -76,7 +76,8 @@ class Overshoot(Fraction):
 def test_identical_solvers_give_identical_numbers():
     res = evaluate({"a": Fraction(0.5), "b": Fraction(0.5), "c": Fraction(0.2)}, IC, {"num_links": 6}, slots=64, seed=1)
     a, b, c = res.row("a"), res.row("b"), res.row("c")
-    for col in ("mean_wsr", "std_wsr", "mean_sum_rate", "ratio_to_wmmse", "p5_user_rate", "clipped_fraction"):
+    for col in ("mean_wsr", "wsr_ci95", "std_wsr", "mean_sum_rate", "ratio_to_reference", "ratio_ci95",
+                "served_fraction", "jain_index", "clipped_fraction"):
         assert a[col] == b[col], col
     assert a["mean_wsr"] != c["mean_wsr"]
     np.testing.assert_array_equal(res.per_slot_sum_rate[("a", None)], res.per_slot_sum_rate[("b", None)])
@@ -130,10 +131,10 @@ def test_max_power_below_wmmse_on_the_ic_and_reference_added():
     assert res.solvers == ["max_power", "wmmse"]
     ref = res.row("wmmse")
     assert ref["note"] == "reference (added automatically)" and res.config["reference_added"]
-    assert ref["ratio_to_wmmse"] == 1.0
+    assert ref["ratio_to_reference"] == 1.0 and ref["ratio_ci95"] == 0.0
     mp = res.row("max_power")
-    assert mp["ratio_to_wmmse"] < 1.0
-    assert math.isclose(mp["ratio_to_wmmse"], mp["mean_wsr"] / ref["mean_wsr"], rel_tol=1e-12)
+    assert mp["ratio_to_reference"] < 1.0
+    assert math.isclose(mp["ratio_to_reference"], mp["mean_wsr"] / ref["mean_wsr"], rel_tol=1e-12)
 
 
 def test_kwargs_reach_the_added_reference():
@@ -157,18 +158,25 @@ def test_metrics_match_a_direct_computation():
     # 30 slots = 10 episodes of 3 steps, 5 parallel envs -> 2 chunks; first recorded call is the warm-up
     calls = rec.obs[1:]
     assert len(calls) == 6 and all(o["gain"].shape == (5, 5, 5) for o in calls)
-    wsr, users = [], []
+    wsr, users, ep_wsr = [], [], []
     for chunk in (calls[:3], calls[3:]):
-        ep = 0
+        ep, ew = 0, 0
         for o in chunk:
             r = link_rates(o["gain"], 0.6 * o["pmax"].astype(np.float64), o["noise"])
             wsr.append((o["weight"] * r).sum(-1))
-            ep = ep + r
+            ep, ew = ep + r, ew + wsr[-1]
         users.append(ep / 3)
+        ep_wsr.append(ew / 3)
     row = res.row("recorder")
-    assert row["slots"] == 30
+    assert row["slots"] == 30 and row["units"] == 10 and res.config["unit"] == "episode"
     assert math.isclose(row["mean_wsr"], np.concatenate(wsr).mean(), rel_tol=1e-12)
-    assert math.isclose(row["p5_user_rate"], np.percentile(np.concatenate(users).ravel(), 5), rel_tol=1e-12)
+    # the interval is over the 10 episodes (slots of an episode are not independent draws)
+    episodes = np.concatenate(ep_wsr)
+    assert math.isclose(row["wsr_ci95"], 1.959963984540054 * episodes.std(ddof=1) / np.sqrt(10), rel_tol=1e-9)
+    rates = np.concatenate(users)  # (10, K) episode-averaged link rates
+    assert math.isclose(row["served_fraction"], (rates > 0.01).mean(), rel_tol=1e-12)
+    jain = rates.sum(-1) ** 2 / (rates.shape[-1] * (rates ** 2).sum(-1))
+    assert math.isclose(row["jain_index"], jain.mean(), rel_tol=1e-12)
     assert row["mean_sum_rate"] != row["mean_wsr"]  # random weights: weighted and plain sums differ
     assert row["clipped_fraction"] == 0.0 and row["time_per_slot_s"] > 0
 
@@ -245,7 +253,7 @@ def test_a_solver_failing_at_one_sweep_point_is_reported_not_fatal(tmp_path):
     assert res.row("fixed_k", 4)["mean_wsr"] == res.row("any_k", 4)["mean_wsr"]
     bad = res.row("fixed_k", 6)
     assert bad["note"] == "failed: ValueError: FixedK was built for K=4, got K=6"
-    assert math.isnan(bad["mean_wsr"]) and math.isnan(bad["ratio_to_wmmse"]) and bad["slots"] == 0
+    assert math.isnan(bad["mean_wsr"]) and math.isnan(bad["ratio_to_reference"]) and bad["slots"] == 0
     assert not math.isnan(res.row("any_k", 6)["mean_wsr"])
     assert "failed: ValueError" in res.table()
     json_path, _ = res.save(tmp_path / "r.json")  # NaN survives as null in strict JSON

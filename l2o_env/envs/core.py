@@ -8,6 +8,12 @@ Slot dynamics (per network, all networks in one numpy call):
 
 - ``speed=None``: every slot an independent draw (new layout, new fading), except a fixed topology
   (ad hoc default) whose layout is kept and only the fading is redrawn.
+- Fixed topology (``topology="fixed"``, ad hoc only): the layout is a property of the configuration,
+  not of a reset. :func:`parse_config` draws it once as ``model.sample_layout(default_rng(layout_seed),
+  1)`` (:attr:`EnvConfig.fixed_layout`, read-only); every network of a :class:`BatchSim` (every sub-env
+  of the vector env), every reset whatever its seed, and the ``ObservationSampler`` share it. The seed of
+  ``reset`` drives the fading and the weights only. ``layout_seed=0`` is ``default_rng(0)``'s first draw,
+  the layout a single env drew at ``reset(seed=0)`` before ``layout_seed`` existed.
 - ``speed >= 0`` m/s: positions persist within an episode and move ``speed * slot_duration`` metres per
   slot (``model.move``); the path loss is recomputed every slot; shadowing is drawn once per episode and
   kept; the fading follows the Jakes/Gauss-Markov recursion ``h_t = rho h_(t-1) + sqrt(1-rho^2) e_t``
@@ -34,7 +40,7 @@ import numpy as np
 from l2o_env.channels.base import ChannelModel, Layout, evolve_fading, jakes_correlation
 from l2o_env.rates import link_rates
 from l2o_env.scenarios import Scenario, build_model, get_scenario, model_knobs
-from l2o_env.validation import real
+from l2o_env.validation import integer, real
 
 __all__ = [
     "EnvConfig",
@@ -47,6 +53,7 @@ __all__ = [
     "PF_INIT_RATE",
     "WEIGHT_MODES",
     "ENV_KNOBS",
+    "ENV_DEFAULTS",
     "SimHolder",
 ]
 
@@ -59,7 +66,22 @@ TOPOLOGIES = ("fixed", "random")
 # model knobs that only set the default noise / pmax, so they clash with an explicit noise= / pmax=
 _NOISE_KNOBS = ("noise_std", "noise_dbm_per_hz", "bandwidth")
 _PMAX_KNOBS = ("tx_power_dbm",)
-ENV_KNOBS = ("noise", "pmax", "snr_db", "speed", "slot_duration", "weights", "topology", "pf_smoothing")
+ENV_KNOBS = (
+    "noise", "pmax", "snr_db", "speed", "slot_duration", "weights", "topology", "pf_smoothing", "layout_seed",
+)
+# the default of every env knob (None for noise / pmax / snr_db: the model's; for topology: the scenario's
+# default_topology); what a keyword equal to its default changes: nothing
+ENV_DEFAULTS = {
+    "noise": None,
+    "pmax": None,
+    "snr_db": None,
+    "speed": None,
+    "slot_duration": 0.02,
+    "weights": "uniform",
+    "topology": None,
+    "pf_smoothing": 0.1,
+    "layout_seed": 0,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +102,9 @@ class EnvConfig:
         topology: ``"fixed"`` (layout kept across episodes) or ``"random"``.
         pf_smoothing: beta of the proportional-fair average.
         extra_shapes: shapes of the model's extra observation keys for one network (e.g. ``bs_gain``).
+        layout_seed: seed of the fixed layout; None unless ``topology="fixed"``.
+        fixed_layout: the one layout of a fixed topology (batch 1, arrays read-only):
+            ``model.sample_layout(np.random.default_rng(layout_seed), 1)``; None for a random topology.
     """
 
     env_id: str
@@ -95,6 +120,8 @@ class EnvConfig:
     topology: str
     pf_smoothing: float
     extra_shapes: dict
+    layout_seed: int | None = None
+    fixed_layout: Layout | None = None
 
     @property
     def fixed_topology(self) -> bool:
@@ -135,9 +162,14 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
 
     Env knobs (:data:`ENV_KNOBS`): ``noise``, ``pmax`` (W, scalar or per link), ``snr_db`` (IC only:
     ``noise = pmax / 10^(snr_db/10)``), ``speed`` (m/s or None), ``slot_duration`` (s, default 0.02),
-    ``weights``, ``topology`` (ad hoc only), ``pf_smoothing``. Every other keyword goes to the channel
-    model (``num_links``, ``num_cells``, ``density``, ``carrier_frequency``, ...). Anything invalid raises
-    a ValueError that names the keyword, the value and what is allowed.
+    ``weights``, ``topology`` (ad hoc only), ``pf_smoothing``, ``layout_seed`` (ad hoc with
+    ``topology="fixed"`` only: integer >= 0, default 0); defaults in :data:`ENV_DEFAULTS`. Every other
+    keyword goes to the channel model (``num_links``, ``num_cells``, ``density``, ``carrier_frequency``,
+    ...). Anything invalid raises a ValueError that names the keyword, the value and what is allowed.
+
+    A fixed topology's one layout is drawn here, once, as ``model.sample_layout(
+    np.random.default_rng(layout_seed), 1)`` (:attr:`EnvConfig.fixed_layout`): the same configuration
+    gives the same layout in the single env, every sub-env of the vector env and the sampler.
     """
     scenario = get_scenario(env_id)
     env_id = scenario.env_id
@@ -159,11 +191,11 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
         speed = real(env_id, "speed", speed)
         if speed < 0:
             raise ValueError(f"{env_id}: speed must be None (independent slots) or >= 0 m/s, got {speed!r}")
-    slot_duration = real(env_id, "slot_duration", env_kw.get("slot_duration", 0.02))
+    slot_duration = real(env_id, "slot_duration", env_kw.get("slot_duration", ENV_DEFAULTS["slot_duration"]))
     if slot_duration <= 0:
         raise ValueError(f"{env_id}: slot_duration must be > 0 seconds, got {slot_duration!r}")
 
-    weights = env_kw.get("weights", "uniform")
+    weights = env_kw.get("weights", ENV_DEFAULTS["weights"])
     if weights not in WEIGHT_MODES:
         raise ValueError(f"{env_id}: weights must be one of {WEIGHT_MODES}, got {weights!r}")
 
@@ -178,8 +210,22 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
                 "a fixed topology); its layout is redrawn every episode (every slot with speed=None)"
             )
         topology = scenario.default_topology
+    if "layout_seed" in env_kw:
+        if not scenario.topology_knob:
+            raise ValueError(
+                f"{env_id}: layout_seed={env_kw['layout_seed']!r} is not a knob of this env (only the ad hoc env "
+                "keeps a fixed topology); its layout is redrawn every episode (every slot with speed=None)"
+            )
+        if topology != "fixed":
+            raise ValueError(
+                f"{env_id}: layout_seed={env_kw['layout_seed']!r} only applies to topology='fixed' (it seeds the "
+                f"one fixed layout); topology={topology!r} draws a new layout every episode"
+            )
+    layout_seed = None
+    if topology == "fixed":
+        layout_seed = integer(env_id, "layout_seed", env_kw.get("layout_seed", ENV_DEFAULTS["layout_seed"]), minimum=0)
 
-    pf_smoothing = real(env_id, "pf_smoothing", env_kw.get("pf_smoothing", 0.1))
+    pf_smoothing = real(env_id, "pf_smoothing", env_kw.get("pf_smoothing", ENV_DEFAULTS["pf_smoothing"]))
     if not 0.0 < pf_smoothing <= 1.0:
         raise ValueError(f"{env_id}: pf_smoothing (beta of the averaged rate) must be in (0, 1], got {pf_smoothing!r}")
 
@@ -218,6 +264,12 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     extras = model.observation_extras(layout, model.sample_fading(probe_rng, 1))
     extra_shapes = {key: tuple(np.shape(v)[1:]) for key, v in extras.items()}
 
+    fixed_layout = None
+    if layout_seed is not None:
+        # the one layout of the configuration (exactly this call: layout_seed=0 is the layout a seed-0
+        # reset drew before the knob existed); read-only, since every network and reset shares it
+        fixed_layout = _read_only(model.sample_layout(np.random.default_rng(layout_seed), 1))
+
     return EnvConfig(
         env_id=env_id,
         scenario=scenario,
@@ -232,6 +284,8 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
         topology=topology,
         pf_smoothing=pf_smoothing,
         extra_shapes=extra_shapes,
+        layout_seed=layout_seed,
+        fixed_layout=fixed_layout,
     )
 
 
@@ -293,7 +347,11 @@ class BatchSim:
         self._distance = None if config.speed is None else config.speed * config.slot_duration
         self.layout: Layout | None = None
         self.fading: np.ndarray | None = None
+        # a fixed topology: the configuration's one layout, repeated for the B networks (read-only; a
+        # moving network works on a copy, see `reset`)
         self.fixed_layout: Layout | None = None
+        if config.fixed_layout is not None:
+            self.fixed_layout = _read_only(config.fixed_layout.take(np.zeros(self.batch, dtype=np.intp)))
         self.gain: np.ndarray | None = None
         self.extras: dict[str, np.ndarray] = {}
         self.weight = np.ones((self.batch, self._k))
@@ -320,10 +378,11 @@ class BatchSim:
         return w.astype(np.float32).astype(np.float64)
 
     # --- state ------------------------------------------------------------------------------
-    def reset(self, rng: np.random.Generator, index: np.ndarray | None = None, new_topology: bool = False) -> None:
+    def reset(self, rng: np.random.Generator, index: np.ndarray | None = None) -> None:
         """Start new episodes: all networks (``index=None``) or those in the int array ``index``.
 
-        ``new_topology`` redraws the fixed topology (a seeded reset); it applies to full resets only.
+        A fixed topology starts every episode from :attr:`EnvConfig.fixed_layout`, whatever ``rng``;
+        ``rng`` draws the fading and the weights (and a random topology's layouts).
         """
         cfg, model = self.config, self.model
         if self._gain_only:
@@ -343,9 +402,8 @@ class BatchSim:
             return
         if index is None:
             if cfg.fixed_topology:
-                if new_topology or self.fixed_layout is None:
-                    self.fixed_layout = model.sample_layout(rng, self.batch)
-                # a moving network starts each episode from the fixed drop; `move` must not touch it
+                # a moving network starts each episode from a copy of the fixed drop (a partial reset
+                # writes into it with `Layout.put`); without a speed the read-only drop itself is used
                 layout = self.fixed_layout if self._distance is None else self.fixed_layout.take(np.arange(self.batch))
             else:
                 layout = model.sample_layout(rng, self.batch)
@@ -425,6 +483,14 @@ class BatchSim:
             for key, val in model.observation_extras(layout, fading).items():
                 extras[key] = np.minimum(val, F32_MAX).astype(np.float32)
             self.extras = extras
+
+
+def _read_only(layout: Layout) -> Layout:
+    """``layout`` with every array flagged read-only (a shared fixed layout must never be written)."""
+    for arr in (layout.tx_pos, layout.rx_pos, layout.shadowing, layout.heading, *layout.extra.values()):
+        if isinstance(arr, np.ndarray):
+            arr.flags.writeable = False
+    return layout
 
 
 class SimHolder:

@@ -105,10 +105,13 @@ class PowerControlEnv(SimHolder, gym.Env):
 
     ## Starting State
 
-    ``reset`` draws a network (layout, shadowing, fading) from the channel model, the weights
+    ``reset`` draws a network (layout, shadowing, fading) from the channel model and the weights
     (all 1; U[0, 1] per link with ``weights="random"``; all 1 with ``"proportional_fair"``, whose
-    averaged rates restart at 1 bit/s/Hz) and, for the ad hoc env with ``topology="fixed"``, keeps
-    the layout drawn at the last seeded reset. ``reset(seed=s)`` then ``reset()`` reproduces a sequence.
+    averaged rates restart at 1 bit/s/Hz). The ad hoc env with ``topology="fixed"`` (its default)
+    draws no layout at reset: its one layout belongs to the configuration, drawn once from
+    ``np.random.default_rng(layout_seed)`` when the env is made, and every episode starts from it
+    whatever the reset seed (the seed drives the fading and weights); with a speed each episode starts
+    from that drop and moves from there. ``reset(seed=s)`` then ``reset()`` reproduces a sequence.
 
     ## Episode End
 
@@ -132,7 +135,8 @@ class PowerControlEnv(SimHolder, gym.Env):
     | ``pf_smoothing`` | 0.1 | beta of the proportional-fair average ``R <- (1-beta) R + beta r`` |
     | ``noise``, ``pmax`` | model's | W, scalar or per link |
     | ``snr_db`` | - | IC only: ``noise = pmax / 10^(snr_db/10)`` (WCGCN's "10 dB") |
-    | ``topology`` | "fixed" | AdHoc only: "fixed" (layout per seed) or "random" |
+    | ``topology`` | "fixed" | AdHoc only: "fixed" (one layout for every episode and sub-env) or "random" (a new one per episode) |
+    | ``layout_seed`` | 0 | AdHoc with ``topology="fixed"`` only: integer >= 0, the fixed layout is ``sample_layout(default_rng(layout_seed), 1)`` |
     | model knobs | | IMAC ``cell_radius``, ``inner_radius``, ``cell_shape``; AdHoc ``noise_std``; D2D ``pair_distance`` ... |
 
     With a speed, positions move ``speed * slot_duration`` m per slot and path loss is recomputed;
@@ -186,7 +190,7 @@ class PowerControlEnv(SimHolder, gym.Env):
         super().reset(seed=seed)
         if options:
             raise ValueError(f"{self.env_id}.reset: options are not supported, got {options!r}")
-        self._sim.reset(self.np_random, new_topology=seed is not None)
+        self._sim.reset(self.np_random)
         self._ready = True
         return self._obs(), {}
 

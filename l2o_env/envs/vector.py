@@ -2,7 +2,8 @@
 
 ``gym.make_vec(ID, num_envs=B)`` (or ``vectorization_mode="vector_entry_point"``) builds it. The batch
 axis of the channel model is the env axis: one ``sample_layout(rng, B)``, one ``sample_fading(rng, B)``,
-one ``rates.link_rates`` on ``(B, K, K)`` per step.
+one ``rates.link_rates`` on ``(B, K, K)`` per step. A fixed topology (ad hoc default) is one layout shared
+by all ``B`` sub-envs (``layout_seed``), not ``B`` layouts.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ class PowerControlVectorEnv(SimHolder, VectorEnv):
     """``num_envs`` independent copies of a power-control env (:class:`~l2o_env.envs.power_control.PowerControlEnv`), batched.
 
     Same spaces (batched), dynamics, reward and keywords as the single env, plus ``num_envs`` and
-    ``max_episode_steps``. Each sub-env has its own network; with the ad hoc env's ``topology="fixed"``
-    each sub-env keeps its own layout (as ``B`` single envs would).
+    ``max_episode_steps``. Each sub-env has its own network (own fading, weights and, with a random
+    topology, own layout); with the ad hoc env's ``topology="fixed"`` (its default) every sub-env shares
+    the configuration's one layout, drawn from ``layout_seed`` (as ``B`` single envs with the same
+    keywords would), and keeps it across resets whatever the seed.
 
     Autoreset: ``AutoresetMode.SAME_STEP`` (``metadata["autoreset_mode"]``). A sub-env whose episode
     reaches ``max_episode_steps`` slots returns ``truncated=True`` together with the first observation
@@ -108,7 +111,7 @@ class PowerControlVectorEnv(SimHolder, VectorEnv):
         if options:
             raise ValueError(f"{self.env_id} vector reset: unknown options {sorted(options)}; only 'reset_mask' is supported")
         if mask is None:
-            self._sim.reset(self.np_random, new_topology=seed is not None)
+            self._sim.reset(self.np_random)
         else:
             mask = np.asarray(mask)
             if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):

@@ -1,10 +1,12 @@
 """The result of :func:`l2o_env.evaluation.evaluate`: a tidy table plus the configuration that made it.
 
-Saved as two files with the same stem: ``NAME.json`` (format ``l2o_env.evaluation/1``: ``config``, the
+Saved as two files with the same stem: ``NAME.json`` (format ``l2o_env.evaluation/2``: ``config``, the
 column meanings, ``rows`` and the per-slot sum rates behind the CDF plot) and ``NAME.csv`` (the rows
 alone, one per solver x sweep point). The JSON's ``config`` holds everything needed to run the table
 again (:func:`l2o_env.evaluation.rerun`): env ID and keywords, seed, slots and their split, sweep,
-solver names and keywords, and the library versions.
+solver names and keywords, the reference, and the library versions. Format 1 files (before the
+reference became a choice: ``ratio_to_wmmse``, ``p5_user_rate``) still load; their ratio column is read as
+``ratio_to_reference`` with ``wmmse`` as the reference, and the columns they lack read NaN.
 """
 
 from __future__ import annotations
@@ -22,23 +24,31 @@ import numpy as np
 
 __all__ = ["EvaluationResult", "COLUMNS", "FORMAT", "jsonable"]
 
-FORMAT = "l2o_env.evaluation/1"
+FORMAT = "l2o_env.evaluation/2"
+_OLD_FORMATS = ("l2o_env.evaluation/1",)
 
 #: Columns of the tidy table, with their meaning and unit.
 COLUMNS: dict[str, str] = {
     "env_id": "Gymnasium env ID",
     "sweep_knob": "the knob varied across rows ('' when nothing is swept)",
     "sweep_value": "its value at this row (speed in m/s, density factor, or number of links K)",
+    "fading_correlation": "rho = J0(2 pi f_d T), slot-to-slot fading correlation at this row's speed (empty without a speed)",
     "solver": "solver label",
     "mean_wsr": "mean weighted sum rate per slot, bit/s/Hz",
+    "wsr_ci95": "half-width of the 95 % confidence interval of mean_wsr (over independent units), bit/s/Hz",
     "std_wsr": "standard deviation of the weighted sum rate over slots, bit/s/Hz",
     "mean_sum_rate": "mean unweighted sum rate per slot, bit/s/Hz",
-    "ratio_to_wmmse": "mean_wsr / mean_wsr of wmmse on the same channels (ratio of means)",
-    "p5_user_rate": "5th percentile over users of the episode-averaged user rate, bit/s/Hz",
+    "sum_rate_ci95": "half-width of the 95 % confidence interval of mean_sum_rate, bit/s/Hz",
+    "ratio_to_reference": "mean_wsr / mean_wsr of the reference solver on the same channels (ratio of means)",
+    "ratio_ci95": "half-width of the 95 % confidence interval of the ratio (paired units, delta method)",
+    "served_fraction": "fraction of links whose unit-averaged rate exceeds served_rate (0.01 bit/s/Hz by default)",
+    "jain_index": "Jain's fairness index of the link rates, (sum r)^2 / (K sum r^2), mean over units",
     "time_per_slot_s": "solver wall-clock seconds per slot (batched calls / slots)",
     "clipped_fraction": "fraction of slots whose action left [0, pmax] and was clipped",
     "slots": "slots evaluated (episodes x episode_length)",
-    "note": "'reference' for the wmmse row; '(added automatically)' when it was not asked for",
+    "units": "independent units behind the intervals: slots when episode_length is 1, else episodes",
+    "note": "'reference' for the reference row ('(added automatically)' when it was not asked for); checkpoint "
+            "picks and 'trained on ...' for learned solvers; 'failed: ...' for a solver that raised",
 }
 
 
@@ -102,15 +112,22 @@ class EvaluationResult:
     # --- text ------------------------------------------------------------------------------------
     def table(self) -> str:
         """A fixed-width table for the terminal (the CSV has every column at full precision)."""
-        knob = self.config.get("sweep") and self.config["sweep"]["knob"]
-        header = ["solver"] + ([f"{knob}"] if knob else []) + [
-            "WSR", "sum rate", "ratio to WMMSE", "p5 user rate", "ms/slot", "clipped", "slots", "note"]
+        cfg = self.config
+        knob = cfg.get("sweep") and cfg["sweep"]["knob"]
+        ref = cfg.get("reference", "wmmse")
+        show_rho = any(r.get("fading_correlation") is not None for r in self.rows)
+        header = (["solver"] + ([f"{knob}"] if knob else []) + (["rho"] if show_rho else [])
+                  + ["WSR +/- 95%", "sum rate", f"ratio to {ref} +/- 95%", "served", "Jain", "ms/slot", "clipped",
+                     "slots", "note"])
         lines = []
         for r in self.rows:
-            line = [r["solver"]] + ([_fmt_value(r["sweep_value"])] if knob else []) + [
-                _num(r["mean_wsr"], ".3f"), _num(r["mean_sum_rate"], ".3f"), _pct(r["ratio_to_wmmse"], 2),
-                _num(r["p5_user_rate"], ".4g"), _num(1e3 * r["time_per_slot_s"], ".4f"),
-                _pct(r["clipped_fraction"], 1), str(r["slots"]), _short(r["note"])]
+            line = [r["solver"]] + ([_fmt_value(r["sweep_value"])] if knob else []) + (
+                [_num(r.get("fading_correlation"), ".2f")] if show_rho else []) + [
+                _pm(r["mean_wsr"], r.get("wsr_ci95"), ".3f"), _num(r["mean_sum_rate"], ".3f"),
+                _pm_pct(r["ratio_to_reference"], r.get("ratio_ci95")),
+                _pct(r.get("served_fraction"), 1), _num(r.get("jain_index"), ".3f"),
+                _num(1e3 * r["time_per_slot_s"], ".4f"), _pct(r["clipped_fraction"], 1), str(r["slots"]),
+                _short(r["note"])]
             lines.append(line)
         widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(header)]
         left = {0, len(header) - 1}
@@ -120,10 +137,10 @@ class EvaluationResult:
 
         from l2o_env.evaluation.plots import _shown_kwargs
 
-        cfg = self.config
         kw = ", ".join(f"{k}={v}" for k, v in _shown_kwargs(cfg).items())
+        unit = cfg.get("unit", "slot")
         title = (f"{cfg['env_id']}({kw})  seed={cfg['seed']}  {cfg['episodes']} episode(s) x {cfg['episode_length']} "
-                 f"step(s) per point; rates in bit/s/Hz")
+                 f"step(s) per point; rates in bit/s/Hz; +/- = 95% confidence interval over {unit}s")
         rule = "-" * max(len(fmt(header)), 20)
         return "\n".join([title, fmt(header), rule] + [fmt(l) for l in lines])
 
@@ -172,24 +189,43 @@ class EvaluationResult:
             raise FileNotFoundError(f"EvaluationResult.load: no file at {path}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"EvaluationResult.load: {path} is not JSON ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in (FORMAT, *_OLD_FORMATS):
             raise ValueError(f"EvaluationResult.load: {path} is not an l2o_env evaluation result "
-                             f"(format {FORMAT!r} expected)")
+                             f"(format {FORMAT!r} expected, got {data.get('format') if isinstance(data, dict) else None!r})")
+        raw_rows = data["rows"]
+        if data["format"] in _OLD_FORMATS:
+            raw_rows = [_upgrade_row(r) for r in raw_rows]
+            data["config"].setdefault("reference", "wmmse")
         rows = [{k: (float("nan") if v is None and k in _FLOAT_COLUMNS else v) for k, v in r.items()}
-                for r in data["rows"]]
+                for r in raw_rows]
         per_slot = {(d["solver"], _key(d["sweep_value"])): np.asarray(d["sum_rate"], dtype=np.float64)
                     for d in data.get("per_slot_sum_rate", [])}
         return cls(rows=rows, config=data["config"], per_slot_sum_rate=per_slot)
 
-    def plot(self, path: str | os.PathLike) -> Path:
-        """PNG: ratio to WMMSE against the swept knob, or the CDF of the per-slot sum rate (no sweep)."""
+    def plot(self, path: str | os.PathLike, metric: str | None = None) -> Path:
+        """PNG of the result (see :func:`l2o_env.evaluation.plots.plot_result`).
+
+        ``metric``: ``"ratio"`` (ratio to the reference) or ``"wsr"`` (mean weighted sum rate, bit/s/Hz),
+        drawn with 95 % error bars against the swept knob (or as bars without a sweep); ``None``: the ratio
+        with a sweep, the CDF of the per-slot sum rate without one (Sun et al. 2018, Fig. 7)."""
         from l2o_env.evaluation.plots import plot_result
 
-        return plot_result(self, path)
+        return plot_result(self, path, metric=metric)
 
 
-_FLOAT_COLUMNS = {"mean_wsr", "std_wsr", "mean_sum_rate", "ratio_to_wmmse", "p5_user_rate", "time_per_slot_s",
+_FLOAT_COLUMNS = {"mean_wsr", "wsr_ci95", "std_wsr", "mean_sum_rate", "sum_rate_ci95",
+                  "ratio_to_reference", "ratio_ci95", "served_fraction", "jain_index", "time_per_slot_s",
                   "clipped_fraction"}
+
+
+def _upgrade_row(row: dict) -> dict:
+    """A format-1 row in format-2 columns (renamed ratio, missing columns as None -> NaN)."""
+    row = dict(row)
+    row["ratio_to_reference"] = row.pop("ratio_to_wmmse", None)
+    row.pop("p5_user_rate", None)
+    for key in COLUMNS:
+        row.setdefault(key, None)
+    return row
 
 
 def _key(value: Any) -> Any:
@@ -217,6 +253,22 @@ def _fmt_value(value: Any) -> str:
 
 def _num(value, spec: str) -> str:
     return "nan" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def _pm(value, half, spec: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "nan"
+    if half is None or not math.isfinite(half):
+        return format(value, spec)
+    return f"{format(value, spec)} +/- {format(half, spec)}"
+
+
+def _pm_pct(value, half) -> str:
+    if value is None or not math.isfinite(value):
+        return "nan"
+    if half is None or not math.isfinite(half):
+        return f"{100 * value:.2f}%"
+    return f"{100 * value:.2f}% +/- {100 * half:.2f}"
 
 
 def _pct(value, digits: int) -> str:
