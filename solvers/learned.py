@@ -18,6 +18,8 @@ builds one from an env ID. Solvers never import an env class.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -30,12 +32,105 @@ from solvers.base import Solver, check_power_obs
 from solvers.wmmse import resolve_device
 from solvers.wmmse_core import wmmse_run
 
-__all__ = ["LearnedSolver", "CHECKPOINT_DIR", "FORMAT", "to_torch", "wmmse_reference"]
+__all__ = ["LearnedSolver", "CHECKPOINT_DIR", "FORMAT", "to_torch", "wmmse_reference", "shipped_checkpoints",
+           "describe_training", "select_pretrained"]
 
 FORMAT = "l2o_env.solver/1"
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 Sampler = Callable[[int], Mapping[str, np.ndarray]]
+
+
+_SHIPPED: dict[str, list[dict]] = {}  # solver name -> entries of shipped_checkpoints, read once per process
+
+
+def shipped_checkpoints(name: str) -> list[dict]:
+    """The checkpoints shipped for solver ``name`` in :data:`CHECKPOINT_DIR`, the default first, then by tag.
+
+    One dict per file ``<name>.pt`` / ``<name>-<tag>.pt``: ``tag`` (``"default"`` or the tag), ``pretrained``
+    (the value of ``pretrained=`` that loads it: ``True`` or the tag), ``path``, ``env_id`` and ``env_kwargs``
+    of the scenario it was trained on (from its meta; ``None`` / ``{}`` when the file does not say),
+    ``command`` (the command that trained it, or ``None``) and ``config`` (the model's config dict).
+    Each file is read once per process; the result is a fresh copy on every call.
+    """
+    entries = _SHIPPED.get(name)
+    if entries is None:
+        entries = []
+        for path in sorted(CHECKPOINT_DIR.glob(f"{name}*.pt")):
+            if path.stem == name:
+                tag = "default"
+            elif path.stem.startswith(name + "-"):
+                tag = path.stem[len(name) + 1:]
+            else:  # another solver whose name starts with this one
+                continue
+            try:
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a corrupt file: listed without a scenario; loading it says what is wrong
+                payload = {}
+            payload = payload if isinstance(payload, dict) else {}
+            meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+            kwargs = meta.get("env_kwargs")
+            entries.append({"tag": tag, "pretrained": True if tag == "default" else tag, "path": path,
+                            "env_id": meta.get("env_id") or None,
+                            "env_kwargs": dict(kwargs) if isinstance(kwargs, Mapping) else {},
+                            "command": meta.get("command"),
+                            "config": dict(payload.get("config") or {})})
+        entries.sort(key=lambda e: (e["tag"] != "default", e["tag"]))
+        _SHIPPED[name] = entries
+    return [{**e, "env_kwargs": dict(e["env_kwargs"]), "config": dict(e["config"])} for e in entries]
+
+
+def describe_training(meta_or_entry: Mapping[str, Any] | None) -> str:
+    """The scenario a checkpoint was trained on, from its meta or a :func:`shipped_checkpoints` entry:
+    ``"PowerControl-IC-v0(num_links=10, snr_db=10)"``; ``"unknown scenario"`` without an ``env_id``."""
+    env_id = (meta_or_entry or {}).get("env_id")
+    if not env_id:
+        return "unknown scenario"
+    kwargs = meta_or_entry.get("env_kwargs") or {}
+    shown = ", ".join(f"{k}={v}" for k, v in kwargs.items()) if isinstance(kwargs, Mapping) else str(kwargs)
+    return f"{env_id}({shown})" if shown else str(env_id)
+
+
+def _shipped_summary(name: str) -> str:
+    """``"default (trained on ...), ic10 (trained on ...)"`` or ``"none"``."""
+    entries = shipped_checkpoints(name)
+    return ", ".join(f"{e['tag']} (trained on {describe_training(e)})" for e in entries) or "none"
+
+
+def select_pretrained(name: str, env_id: str, env_kwargs: Mapping[str, Any]) -> dict:
+    """The :func:`shipped_checkpoints` entry of solver ``name`` that ``pretrained=True`` should load when
+    evaluating on env ``env_id`` built with ``env_kwargs`` (the resolved keyword arguments, ``num_links``
+    included).
+
+    Only checkpoints trained on ``env_id`` qualify; among them the closest size (``|num_links|`` difference;
+    a checkpoint and a caller that both lack ``num_links`` count as equal, one lacking it as farthest), then
+    the fewest other differing keyword arguments (a key only one side has counts as differing), then the
+    default checkpoint first. Raises ``ValueError`` listing every shipped checkpoint with its training
+    scenario when none was trained on ``env_id``.
+    """
+    env_kwargs = dict(env_kwargs or {})
+    candidates = [e for e in shipped_checkpoints(name) if e["env_id"] == env_id]
+    if not candidates:
+        raise ValueError(f"{name}: no shipped checkpoint was trained on {env_id}; shipped: {_shipped_summary(name)}; "
+                         f"pass pretrained=TAG to evaluate one of them anyway, or train one with "
+                         f"`l2o train {name} --env {env_id}`")
+    missing = object()
+
+    def size_gap(entry) -> float:
+        mine, theirs = entry["env_kwargs"].get("num_links"), env_kwargs.get("num_links")
+        if mine is None and theirs is None:
+            return 0.0
+        try:
+            return float(abs(int(mine) - int(theirs)))
+        except (TypeError, ValueError):
+            return math.inf
+
+    def other_differences(entry) -> int:
+        keys = (set(entry["env_kwargs"]) | set(env_kwargs)) - {"num_links"}
+        return sum(entry["env_kwargs"].get(k, missing) != env_kwargs.get(k, missing) for k in keys)
+
+    # candidates keep the default-first order, and min() returns the first of equals
+    return min(candidates, key=lambda e: (size_gap(e), other_differences(e), e["tag"] != "default"))
 
 
 def to_torch(obs: Mapping[str, Any], dtype=torch.float32, device="cpu") -> dict[str, torch.Tensor]:
@@ -82,16 +177,37 @@ class LearnedSolver(Solver):
         config: a ``Config`` instance; or pass its fields as keyword arguments.
         pretrained: ``True`` loads the checkpoint shipped for the solver's default scenario,
             ``solvers/checkpoints/<name>.pt``; a string ``tag`` loads ``<name>-<tag>.pt`` (another shipped
-            scenario, see :meth:`shipped`). The checkpoint's config wins over ``config``.
+            scenario, see :meth:`shipped`; ``"default"`` is the same as ``True``). The checkpoint's config
+            wins over ``config``.
         checkpoint: path of a checkpoint to load instead.
         device: torch device for the model: "cpu" (default), "cuda", "cuda:<index>" or "auto" (CUDA when
             available); a CUDA device on a machine without one is a ValueError.
+        random_init: ``True`` lets a model that was neither loaded nor fitted act with its random initial
+            weights (a baseline, or a smoke test). Without it, ``act``/``act_batch`` of such a model raise
+            ``ValueError`` naming the ways out: ``pretrained=True`` (or a tag of :meth:`shipped`),
+            ``checkpoint=PATH``, or ``fit(...)`` first. A model counts as trained once it is loaded or once a
+            ``fit`` starts (fit validates by acting before it returns).
     """
 
     Config: type = None  # set by subclasses
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # every fit marks the model trained when it STARTS: the fit loops validate by acting before they return
+        fit = cls.__dict__.get("fit")
+        if callable(fit) and not getattr(fit, "_marks_trained", False):
+            @functools.wraps(fit)
+            def marked_fit(self, *args, **kw):
+                self._trained = True
+                return fit(self, *args, **kw)
+
+            marked_fit._marks_trained = True
+            cls.fit = marked_fit
+
     def __init__(self, config=None, *, pretrained: bool | str = False, checkpoint: str | os.PathLike | None = None,
-                 device: str | torch.device = "cpu", **overrides):
+                 device: str | torch.device = "cpu", random_init: bool = False, **overrides):
+        self.random_init = bool(random_init)
+        self._trained = False
         if config is None:
             try:
                 config = self.Config(**overrides)
@@ -107,12 +223,12 @@ class LearnedSolver(Solver):
         if pretrained and checkpoint is not None:
             raise ValueError(f"{type(self).__name__}: pass either pretrained=... or checkpoint=..., not both")
         if pretrained:
-            stem = self.name if pretrained is True else f"{self.name}-{pretrained}"
+            stem = self.name if pretrained is True or pretrained == "default" else f"{self.name}-{pretrained}"
             checkpoint = CHECKPOINT_DIR / f"{stem}.pt"
             if not checkpoint.exists():
                 raise FileNotFoundError(
                     f"{type(self).__name__}: no shipped checkpoint {checkpoint.name!r} (pretrained={pretrained!r}); "
-                    f"shipped: {self.shipped() or 'none'}. Train one with `l2o train {self.name} --env ...` "
+                    f"shipped: {_shipped_summary(self.name)}. Train one with `l2o train {self.name} --env ...` "
                     f"and load it with checkpoint=PATH")
         if checkpoint is not None:
             self._load_into(checkpoint)
@@ -127,6 +243,21 @@ class LearnedSolver(Solver):
             elif f.stem.startswith(cls.name + "-"):
                 tags.append(f.stem[len(cls.name) + 1:])
         return tags
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether the model may act: loaded (``pretrained``/``checkpoint``/:meth:`load`), fitted (from the
+        start of ``fit``), or built with ``random_init=True``. ``False``: ``act``/``act_batch`` raise."""
+        return bool(self._trained or self.random_init)
+
+    @property
+    def trained_on(self) -> tuple[str, dict] | None:
+        """``(env_id, env_kwargs)`` of the scenario the weights were trained on (from :attr:`meta`), or ``None``."""
+        env_id = self.meta.get("env_id")
+        if not env_id:
+            return None
+        kwargs = self.meta.get("env_kwargs")
+        return env_id, dict(kwargs) if isinstance(kwargs, Mapping) else {}
 
     # --- to implement ------------------------------------------------------------------------
     def build(self) -> torch.nn.Module:  # pragma: no cover - abstract
@@ -157,6 +288,13 @@ class LearnedSolver(Solver):
         return None
 
     def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if not self.is_trained:
+            others = [t for t in self.shipped() if t != "default"]
+            tags = f" (or pretrained=TAG, TAG one of {', '.join(map(repr, others))})" if others else ""
+            raise ValueError(
+                f"{type(self).__name__}: this {self.name!r} model was neither loaded nor trained, so its weights are "
+                f"random. Load weights with pretrained=True{tags} or checkpoint=PATH, or call fit(...) first; "
+                f"build it with random_init=True to act with the random initial weights on purpose")
         if self.model.training:
             self.model.eval()
         keys = self.input_keys
@@ -245,3 +383,4 @@ class LearnedSolver(Solver):
         except (RuntimeError, KeyError) as exc:
             raise ValueError(f"{type(self).__name__}.load: weights in {path} do not match the config ({exc})") from None
         self.meta = dict(payload.get("meta", {}))
+        self._trained = True

@@ -1,6 +1,7 @@
-"""Supervised MLP that imitates WMMSE: Sun et al., "Learning to optimize: training deep neural networks
-for wireless resource management" (../shared/seeds/000_904d63b2a59c0431.txt), Sec. IV ("System setup")
-and Sec. V-B ("Parameter selection").
+"""Supervised MLP that imitates WMMSE: H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos,
+"Learning to Optimize: Training Deep Neural Networks for Interference Management", IEEE Trans. Signal
+Process. 66(20):5438-5453, 2018, doi:10.1109/TSP.2018.2866382, arXiv:1705.09412, Sec. IV ("System
+setup") and Sec. V-B ("Parameter selection").
 
 The network maps the channel magnitudes of one network to its power vector,
 
@@ -65,7 +66,8 @@ import torch.nn.functional as F
 
 from l2o_env.validation import integer, real
 from solvers.base import check_power_obs
-from solvers.learned import LearnedSolver, reference_wsr, to_torch, wmmse_reference
+from solvers.learned import (LearnedSolver, describe_training, reference_wsr, shipped_checkpoints, to_torch,
+                             wmmse_reference)
 
 __all__ = ["MLPSolver", "MLPConfig"]
 
@@ -75,7 +77,7 @@ _TRANSFORMS = ("none", "log")
 
 @dataclass
 class MLPConfig:
-    """Hyper-parameters of :class:`MLPSolver`; defaults are Sun et al.'s (000, Sec. IV and V-B) unless noted."""
+    """Hyper-parameters of :class:`MLPSolver`; defaults are Sun et al.'s (2018, Sec. IV and V-B) unless noted."""
 
     num_links: int = 12
     """K, the number of links (users); fixed at build time. Default: the library's IMAC (N, K) = (3, 12)."""
@@ -177,8 +179,26 @@ class _MLP(nn.Module):
         return F.linear(x, layers[-1].weight, layers[-1].bias)
 
 
+def _shipped_fit_hint(k: int, n: int) -> str:
+    """``'the shipped checkpoint pretrained="ic10" (trained on ...) fits K = 10; otherwise '`` when a shipped MLP
+    fits an observation with K links and N = ``n`` rows of ``bs_gain`` (0: none); ``""`` when none does."""
+    fits = []
+    for entry in shipped_checkpoints(MLPSolver.name):
+        try:
+            cfg = MLPConfig(**entry["config"])
+        except (TypeError, ValueError):
+            continue
+        if cfg.num_links == k and (cfg.resolved_input == "gain" or cfg.num_bs == n):
+            size = f"K = {k}" + (f", N = {n}" if cfg.resolved_input == "bs_gain" else "")
+            value = "True" if entry["pretrained"] is True else '"' + entry["tag"] + '"'
+            fits.append(f"pretrained={value} (trained on {describe_training(entry)}) fits {size}")
+    if not fits:
+        return ""
+    return f"the shipped checkpoint{'s' if len(fits) > 1 else ''} {' and '.join(fits)}; otherwise "
+
+
 class MLPSolver(LearnedSolver):
-    """Sun et al.'s supervised MLP imitating WMMSE (000, Sec. IV); fixed K, input |h| magnitudes."""
+    """Supervised MLP imitating WMMSE (Sun et al. 2018, Sec. IV); fixed K, input |h| magnitudes."""
 
     name = "mlp"
     Config = MLPConfig
@@ -194,17 +214,18 @@ class MLPSolver(LearnedSolver):
         if k != cfg.num_links:
             n = obs["bs_gain"].shape[-2] if "bs_gain" in obs else 0
             raise ValueError(f"{who}: this MLP was built for K = {cfg.num_links} links, got obs['gain'] with K = {k}; "
-                             f"an MLP has a fixed input size: train one for this scenario "
+                             f"an MLP has a fixed input size: {_shipped_fit_hint(k, n)}train one for this scenario "
                              f"(MLPSolver(num_links={k}, num_bs={n}); fit also resizes an untrained model)")
         if cfg.resolved_input == "bs_gain":
             if "bs_gain" not in obs:
                 raise ValueError(f"{who}: this MLP reads obs['bs_gain'] (input={cfg.input!r}, num_bs={cfg.num_bs}), "
-                                 f"which the observation lacks (keys {sorted(obs)}); use an IMAC observation or "
-                                 f"build with num_bs=0 / input='gain'")
+                                 f"which the observation lacks (keys {sorted(obs)}); {_shipped_fit_hint(k, 0)}"
+                                 f"use an IMAC observation or build with num_bs=0 / input='gain'")
             shape = tuple(obs["bs_gain"].shape[-2:])
             if shape != (cfg.num_bs, cfg.num_links):
                 raise ValueError(f"{who}: this MLP was built for obs['bs_gain'] of shape (N, K) = "
-                                 f"{(cfg.num_bs, cfg.num_links)}, got {shape}")
+                                 f"{(cfg.num_bs, cfg.num_links)}, got {shape}; {_shipped_fit_hint(k, shape[0])}"
+                                 f"train one for this scenario (MLPSolver(num_links={k}, num_bs={shape[0]}))")
 
     def features(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Network input ``(B, input_size)`` from batched observation tensors (see the module docstring)."""

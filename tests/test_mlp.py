@@ -56,7 +56,7 @@ def test_registry_builds_mlp():
 
 @pytest.mark.parametrize("round_output", [False, True])
 def test_shapes_and_feasibility_ic(round_output):
-    sol = small(round_output=round_output)
+    sol = small(round_output=round_output, random_init=True)
     obs = ic_sampler()(7)
     obs["pmax"] = np.full((7, K), 2.5)
     p = sol.act_batch(obs)
@@ -69,7 +69,7 @@ def test_shapes_and_feasibility_ic(round_output):
 
 
 def test_shapes_imac_bs_gain_input():
-    sol = MLPSolver(num_links=K, num_bs=N, hidden=(8,))
+    sol = MLPSolver(num_links=K, num_bs=N, hidden=(8,), random_init=True)
     assert sol.config.resolved_input == "bs_gain" and sol.config.input_size == N * K
     p = sol.act_batch(imac_like_sampler()(5))
     assert p.shape == (5, K) and np.all((p >= 0) & (p <= 1))
@@ -85,7 +85,7 @@ def test_paper_input_is_raw_magnitude_at_unit_snr():
 
 
 def test_output_is_clipped_eq16():
-    sol = small(round_output=False)
+    sol = small(round_output=False, random_init=True)
     with torch.no_grad():
         sol.model.layers[-1].bias.copy_(torch.tensor([-5.0, 0.3, 5.0, 0.7]))
         sol.model.layers[-1].weight.zero_()
@@ -105,10 +105,10 @@ def test_truncated_normal_init_over_sqrt_fan_in():
 
 
 def test_wrong_size_and_missing_bs_gain_raise():
-    sol = small()
+    sol = small(random_init=True)
     with pytest.raises(ValueError, match="K = 4"):
         sol.act_batch(ic_sampler(k=5)(2))
-    imac = MLPSolver(num_links=K, num_bs=N, hidden=(8,))
+    imac = MLPSolver(num_links=K, num_bs=N, hidden=(8,), random_init=True)
     with pytest.raises(ValueError, match="bs_gain"):
         imac.act_batch(ic_sampler()(2))
     with pytest.raises(ValueError, match=r"\(N, K\)"):
@@ -125,7 +125,7 @@ def test_bad_config_raises(bad):
 
 
 def test_save_load_round_trip_identical(tmp_path):
-    sol = small(transform="log", round_output=False)
+    sol = small(transform="log", round_output=False, random_init=True)
     sol.meta["note"] = "x"
     path = sol.save(tmp_path / "m.pt")
     back = MLPSolver.load(path)
@@ -138,7 +138,7 @@ def test_save_load_round_trip_identical(tmp_path):
 
 def test_model_dtype_change_is_followed():
     # the solver's dtype is cached per model; converting the model (or loading a new one) must show
-    sol = small(transform="log", round_output=False)
+    sol = small(transform="log", round_output=False, random_init=True)
     obs = ic_sampler(seed=4)(20)
     before = sol.act_batch(obs)
     assert sol.dtype == torch.float32

@@ -1,7 +1,8 @@
 """UWMMSE (solvers/uwmmse.py): reduction to truncated WMMSE, equivariance, persistence, training.
 
-The ad hoc networks here come from a few lines of the paper's model (002, Sec. IV) so the fast tests
-do not depend on the env package; the slow tests use :class:`l2o_env.data.ObservationSampler`.
+The ad hoc networks here come from a few lines of the paper's model (Chowdhury et al. 2021, IEEE TWC,
+arXiv:2009.10812, Sec. IV) so the fast tests do not depend on the env package; the slow tests use
+:class:`l2o_env.data.ObservationSampler`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from solvers.learned import to_torch
 from solvers.uwmmse import UWMMSE, UWMMSEConfig
 from solvers.wmmse_core import wmmse_run
 
-NOISE = 2.6e-5 ** 2  # paper 002 Sec. IV, low-noise regime
+NOISE = 2.6e-5 ** 2  # Chowdhury et al. 2021, Sec. IV, low-noise regime
 
 
 def adhoc_obs(rng, batch, k=20, weights=False, layout=None):
-    """Paper 002 Sec. IV ad hoc networks: gain[b, i, j] = (|r_i - t_j|^-2.2 Rayleigh)^2."""
+    """Chowdhury et al. 2021, Sec. IV ad hoc networks: gain[b, i, j] = (|r_i - t_j|^-2.2 Rayleigh)^2."""
     if layout is None:
         tx = rng.uniform(-k, k, (batch, k, 2))
         rx = tx + rng.uniform(-k / 4, k / 4, (batch, k, 2))
@@ -79,7 +80,7 @@ def test_unit_coefficients_equal_the_truncated_wmmse_solver(obs):
 
 def test_act_batch_runs_through_the_unfolded_wmmse(obs, monkeypatch):
     """The solver path (act_batch -> forward -> coefficients -> unfold) with a = 1, b = 0 is truncated WMMSE."""
-    s = UWMMSE()
+    s = UWMMSE(random_init=True)
 
     def unit(gain, weight):
         shape = (gain.shape[0], s.config.num_layers, gain.shape[-1])
@@ -92,7 +93,7 @@ def test_act_batch_runs_through_the_unfolded_wmmse(obs, monkeypatch):
 
 
 def test_shapes_feasibility_and_any_size(obs):
-    s = UWMMSE()
+    s = UWMMSE(random_init=True)
     p = s.act_batch(obs)
     assert p.shape == (16, 20) and p.dtype == np.float64
     assert np.all(p >= 0) and np.all(p <= obs["pmax"] + 1e-12)
@@ -108,7 +109,7 @@ def test_shapes_feasibility_and_any_size(obs):
 
 @pytest.mark.parametrize("node_features", ["ones", "weight"])
 def test_permutation_equivariance(obs, node_features):
-    s = UWMMSE(node_features=node_features, gcn_dtype="float64")  # float64 throughout: equal to ~1e-15
+    s = UWMMSE(node_features=node_features, gcn_dtype="float64", random_init=True)  # float64 throughout: equal to ~1e-15
     perm = np.random.default_rng(3).permutation(20)
     permuted = {"gain": obs["gain"][:, perm][:, :, perm], **{k: obs[k][:, perm] for k in ("weight", "noise", "pmax")}}
     np.testing.assert_allclose(s.act_batch(permuted), s.act_batch(obs)[:, perm], rtol=1e-10, atol=1e-14)
@@ -127,7 +128,7 @@ def test_gcn_input_is_invariant_to_a_global_gain_scale(obs):
 @pytest.mark.parametrize("kwargs", [{"input_transform": "log1p"}, {"aggregate": "both"},
                                     {"input_transform": "log1p", "aggregate": "both", "node_features": "weight"}])
 def test_options_keep_equivariance_and_scale_invariance(obs, kwargs):
-    s = UWMMSE(**kwargs, gcn_dtype="float64")
+    s = UWMMSE(**kwargs, gcn_dtype="float64", random_init=True)
     perm = np.random.default_rng(7).permutation(20)
     permuted = {"gain": obs["gain"][:, perm][:, :, perm], **{k: obs[k][:, perm] for k in ("weight", "noise", "pmax")}}
     np.testing.assert_allclose(s.act_batch(permuted), s.act_batch(obs)[:, perm], rtol=1e-10, atol=1e-14)
@@ -137,14 +138,14 @@ def test_options_keep_equivariance_and_scale_invariance(obs, kwargs):
 def test_float32_gcn_matches_float64_gcn(obs):
     """The default computes a, b in float32 (speed); the powers agree with a float64 GCN to ~1e-6."""
     torch.manual_seed(0)
-    s = UWMMSE(input_transform="log1p")
+    s = UWMMSE(input_transform="log1p", random_init=True)
     fast = s.act_batch(obs)
     s.model.gcn_dtype = torch.float64
     np.testing.assert_allclose(fast, s.act_batch(obs), rtol=1e-4, atol=1e-9)
 
 
 def test_chunked_inference_matches_one_piece(obs):
-    s = UWMMSE(aggregate="both")
+    s = UWMMSE(aggregate="both", random_init=True)
     whole = s.act_batch(obs)
     s.infer_chunk = 5  # 16 samples in chunks of 5, 5, 5, 1
     np.testing.assert_allclose(s.act_batch(obs), whole, rtol=1e-12, atol=1e-15)
@@ -169,7 +170,7 @@ def test_saturated_coefficients_stay_normal_numbers(obs, bias):
 
 
 def test_float32_option(obs):
-    s = UWMMSE(dtype="float32")
+    s = UWMMSE(dtype="float32", random_init=True)
     assert s.dtype == torch.float32
     p = s.act_batch(obs)
     assert p.shape == (16, 20) and np.all(np.isfinite(p))
@@ -189,7 +190,7 @@ def test_unknown_keyword_names_the_allowed_fields():
 
 
 def test_save_load_round_trip(tmp_path, obs):
-    s = UWMMSE(hidden=3, node_features="weight")
+    s = UWMMSE(hidden=3, node_features="weight", random_init=True)
     with torch.no_grad():  # make the weights differ from a fresh init
         for p in s.model.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -228,7 +229,7 @@ def test_a_few_training_steps_raise_the_sum_rate():
     sampler = lambda batch: adhoc_obs(rng, batch, layout=layout)  # noqa: E731
     val = adhoc_obs(np.random.default_rng(5), 128, layout=layout)
     torch.manual_seed(0)
-    s = UWMMSE(lr=1e-2, val_every=15, val_size=64)
+    s = UWMMSE(lr=1e-2, val_every=15, val_size=64, random_init=True)  # `before`: the untrained baseline
     before = s.ratio_to_wmmse(val)
     hist = s.fit(sampler, steps=30, seed=0, progress=False, validation=val)
     assert len(hist["loss"]) == 30 and hist["val_step"] == [0, 15, 30]

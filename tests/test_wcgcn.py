@@ -38,7 +38,7 @@ def test_registry_builds_wcgcn():
 @pytest.mark.parametrize("make_obs", [ic_obs, d2d_obs])
 def test_shapes_and_feasibility(make_obs):
     obs = make_obs()
-    net = WCGCN()
+    net = WCGCN(random_init=True)
     p = net.act_batch(obs)
     b, k = obs["weight"].shape
     assert p.shape == (b, k)
@@ -50,7 +50,7 @@ def test_shapes_and_feasibility(make_obs):
 @pytest.mark.parametrize("make_obs", [ic_obs, d2d_obs])
 def test_chunked_inference_matches_one_piece(make_obs):
     obs = make_obs(batch=11)
-    net = WCGCN()
+    net = WCGCN(random_init=True)
     whole = net.act_batch(obs)
     edges = net._graph({k: torch.as_tensor(obs[k]) for k in ("gain", "tx_pos", "rx_pos") if k in obs})[0]
     net.infer_edges = 3 * edges.shape[1] / 11  # about 3 samples a chunk
@@ -112,7 +112,7 @@ def test_topk_graph_without_positions():
 @pytest.mark.parametrize("make_obs", [ic_obs, d2d_obs])
 def test_permutation_equivariance(make_obs):
     obs = make_obs(batch=2, k=10, seed=5)
-    net = WCGCN()
+    net = WCGCN(random_init=True)
     perm = np.random.default_rng(1).permutation(10)
     permuted = {}
     for key, v in obs.items():
@@ -123,7 +123,7 @@ def test_permutation_equivariance(make_obs):
 
 def test_bad_inputs_raise():
     obs = d2d_obs(batch=1, k=5)
-    net = WCGCN()
+    net = WCGCN(random_init=True)
     with pytest.raises(ValueError, match="tx_pos"):
         net.act_batch({k: v for k, v in obs.items() if k != "rx_pos"})
     with pytest.raises(ValueError, match="tx_pos"):
@@ -138,7 +138,7 @@ def test_bad_inputs_raise():
 
 def test_save_load_round_trip(tmp_path):
     obs = d2d_obs()
-    net = WCGCN(hidden1=16)
+    net = WCGCN(hidden1=16, random_init=True)
     net.model.set_normalisation(torch.tensor([6.0, 7.0, 8.0]), torch.tensor([1.0, 3.0]))
     net.meta["note"] = "x"
     path = net.save(tmp_path / "w.pt")
