@@ -25,10 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-
-# idle torch OpenMP threads spin by default, which makes batched solvers 15-40x slower whenever another
-# process is busy on a small machine; must be set before torch is imported (harness imports it)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -58,12 +54,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate solvers on the identical channel sequence",
                        description="Run every solver on the same channels and print a table of mean weighted sum "
-                                   "rate, ratio to WMMSE, 5th-percentile user rate, time per slot and clipping.",
+                                   "rate and ratio to the reference (with 95%% confidence intervals), served "
+                                   "fraction, Jain's fairness index, time per slot and clipping. Exit status 1 "
+                                   "when a requested solver failed (the table and files are still written).",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="Values parse as int/float/bool/none; A:B is a tuple of floats (pair_distance=10:50).")
     e.add_argument("--env", help="env ID, e.g. PowerControl-IMAC-v0 (see `l2o list`)")
     e.add_argument("--solvers", help="comma-separated registry names; LABEL=NAME to list one solver twice "
-                                     "(wmmse is added as the reference when missing)")
+                                     "(the reference is added when missing)")
+    e.add_argument("--reference", help="the solver every ratio is taken to: a listed label or a registry name, "
+                                       "LABEL=NAME to label it (default wmmse; e.g. wmmse_best_of, or wmmse with "
+                                       "--solver-kwargs wmmse.max_iter=500,wmmse.tol=1e-6 for a converged WMMSE)")
     e.add_argument("--slots", type=int, help="slots per solver and sweep point (default 1000)")
     e.add_argument("--seed", type=int, help="env seed; every solver sees the same channels (default 0)")
     e.add_argument("--sweep", help="one knob and its values: speed=0,3,30 (m/s) | density=0.5,1,2 | num_links=10,20")
@@ -72,7 +73,11 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episode-length", type=int, help="steps per episode (default 1 for i.i.d. slots, "
                                                       "10 when a speed is set); slots = episodes x steps")
     e.add_argument("--out", help="results JSON path (the CSV is written next to it with the same stem)")
-    e.add_argument("--plot", help="figure path (PNG): ratio to WMMSE vs the swept knob, or the sum-rate CDF")
+    e.add_argument("--plot", help="figure path (PNG): ratio to the reference vs the swept knob, or the sum-rate "
+                                  "CDF without a sweep")
+    e.add_argument("--metric", choices=("ratio", "wsr"), help="what --plot draws with 95%% error bars: ratio to "
+                                                              "the reference or mean weighted sum rate (default: "
+                                                              "ratio with a sweep, the sum-rate CDF without)")
     e.add_argument("--rerun", metavar="JSON", help="run again the configuration saved in JSON (a results "
                                                     "file); --slots, --seed, --episode-length may change it")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -162,10 +167,38 @@ def _cmd_list(args) -> int:
     print("\nSolvers (solvers.make name):")
     for n, d in rows:
         print(f"  {n.ljust(width)}{d}")
+    shipped = _shipped_rows(names)
+    if shipped:
+        print("\nShipped checkpoints (--solver-kwargs NAME.pretrained=TAG; pretrained=true picks the one trained "
+              "on the evaluated env):")
+        tw = max(len(f"{n} {t}") for n, t, _ in shipped) + 2
+        for n, t, d in shipped:
+            print(f"  {f'{n} {t}'.ljust(tw)}trained on {d}")
     print("\nSweep knobs (--sweep KNOB=V1,V2,...):")
     for knob, info in KNOBS.items():
         print(f"  {knob.ljust(width)}{info['label']} ({info['unit']})")
     return 0
+
+
+def _shipped_rows(names) -> list[tuple[str, str, str]]:
+    """(solver, tag, training env) of every shipped checkpoint of the learned solvers among ``names``."""
+    from l2o_env.evaluation.harness import describe_env
+
+    try:
+        from solvers.learned import shipped_checkpoints
+    except ImportError:  # pragma: no cover - part of the package
+        return []
+    out = []
+    for name in names:
+        try:
+            entries = shipped_checkpoints(name)
+        except Exception:  # noqa: BLE001 - a broken checkpoint must not hide the list
+            continue
+        for e in entries:
+            where = ("an unrecorded scenario" if not e.get("env_id")
+                     else describe_env(e["env_id"], e.get("env_kwargs") or {}))
+            out.append((name, e["tag"], where))
+    return out
 
 
 def _cmd_eval(args) -> int:
@@ -173,6 +206,8 @@ def _cmd_eval(args) -> int:
 
     out = _check_writable(args.out, "--out", [".json"]) if args.out else None
     plot = _check_writable(args.plot, "--plot", _plot_suffixes()) if args.plot else None
+    if args.metric and plot is None:
+        raise _UsageError(f"--metric {args.metric} chooses what --plot draws; give --plot PATH.png too")
     progress = not args.no_progress
     for flag in ("slots", "seed", "episode_length"):
         value = getattr(args, flag)
@@ -181,8 +216,8 @@ def _cmd_eval(args) -> int:
     if args.rerun:
         if not Path(args.rerun).is_file():
             raise _UsageError(f"--rerun {args.rerun!r}: no such file")
-        clash = [f"--{f.replace('_', '-')}" for f in ("env", "solvers", "sweep", "env_kwargs", "solver_kwargs")
-                 if getattr(args, f) is not None]
+        clash = [f"--{f.replace('_', '-')}" for f in ("env", "solvers", "sweep", "env_kwargs", "solver_kwargs",
+                                                      "reference") if getattr(args, f) is not None]
         if clash:
             raise _UsageError(f"--rerun takes the setup from {args.rerun!r}; drop {', '.join(clash)} "
                               "(only --slots, --seed and --episode-length can change it)")
@@ -200,16 +235,25 @@ def _cmd_eval(args) -> int:
                           slots=1000 if args.slots is None else args.slots,
                           seed=0 if args.seed is None else args.seed, sweep=parse_sweep(args.sweep),
                           solver_kwargs=parse_solver_kwargs(args.solver_kwargs),
-                          episode_length=args.episode_length, progress=progress)
+                          reference=args.reference or "wmmse", episode_length=args.episode_length,
+                          progress=progress)
     # files first: a closed stdout (`| head`) must not cost the results
     written = list(result.save(out)) if out is not None else []
     if plot is not None:
-        written.append(result.plot(plot))
+        written.append(result.plot(plot, metric=args.metric))
     print(result.table())
-    if result.config.get("reference_added"):
-        print("(wmmse was not among --solvers: it was added as the reference of the ratio)")
+    cfg = result.config
+    if cfg.get("reference_added"):
+        print(f"({cfg['reference']} was not among --solvers: it was added as the reference of the ratio)")
+    for notice in cfg.get("notices", []):
+        print(f"l2o eval: {notice['level']}: {notice['text']}", file=sys.stderr)
     for path in written:
         print(f"wrote {path}")
+    failed = sorted({r["solver"] for r in result.rows if str(r.get("note", "")).startswith("failed")})
+    if failed:
+        print(f"l2o eval: error: solver(s) {', '.join(failed)} failed (see the note column); the other rows "
+              "are valid", file=sys.stderr)
+        return 1
     return 0
 
 

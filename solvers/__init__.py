@@ -5,6 +5,7 @@
 >>> solvers.available()                      # doctest: +SKIP
 """
 
+import l2o_env._threads  # noqa: F401  (before any solver loads torch: OMP_WAIT_POLICY=PASSIVE)
 from solvers.base import Solver
 from solvers.registry import available, describe, make, register
 

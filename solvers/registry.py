@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
-__all__ = ["make", "available", "register", "describe"]
+__all__ = ["make", "available", "register", "describe", "plain_text", "factory"]
 
 ENTRY_POINT_GROUP = "l2o_env.solvers"
 
@@ -65,6 +66,13 @@ def _resolve(name: str) -> Callable[..., Any]:
     raise ValueError(f"unknown solver {name!r}.{hint} Available: {', '.join(available())}")
 
 
+def factory(name: str) -> Callable[..., Any]:
+    """What :func:`make` calls for ``name`` (usually the solver class), without building a solver."""
+    if not isinstance(name, str):
+        raise TypeError(f"solvers.factory: name must be a string, got {type(name).__name__}")
+    return _resolve(name)
+
+
 def make(name: str, **kwargs: Any):
     """Build the solver registered as ``name`` with ``kwargs`` (e.g. ``make("truncated_wmmse", iterations=4)``)."""
     if not isinstance(name, str):
@@ -72,7 +80,32 @@ def make(name: str, **kwargs: Any):
     return _resolve(name)(**kwargs)
 
 
+# :role:`target`, :domain:role:`~a.b.Name`, :role:`Title <target>` (Sphinx cross-references)
+_ROLE = re.compile(r":(?:[A-Za-z][\w-]*:)+`([^`]+)`")
+# ``literal`` and `default role` (RST inline markup around text without backticks)
+_LITERAL = re.compile(r"``([^`]+)``|`([^`]+)`")
+
+
+def _role_text(target: str) -> str:
+    """The readable part of a role's target: ``Title <x>`` -> Title, ``~a.b.C`` -> C, ``!x`` -> x."""
+    titled = re.fullmatch(r"\s*(.*?)\s*<[^<>]*>\s*", target)
+    if titled and titled.group(1):
+        return titled.group(1)
+    target = target.strip().lstrip("!")
+    if target.startswith("~"):
+        return target[1:].rsplit(".", 1)[-1]
+    return target
+
+
+def plain_text(line: str) -> str:
+    """``line`` without Sphinx/RST inline markup, for a terminal: roles keep their readable name
+    (``:class:`~solvers.base.Solver``` -> ``Solver``), literals their text (````x```` -> ``x``)."""
+    line = _ROLE.sub(lambda m: _role_text(m.group(1)), line)
+    return _LITERAL.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), line)
+
+
 def describe(name: str) -> str:
-    """First line of the solver's docstring (for ``l2o list``)."""
+    """First line of the solver's docstring as plain text (for ``l2o list``): Sphinx roles and RST
+    literals are reduced to their readable text by :func:`plain_text`."""
     doc = (getattr(_resolve(name), "__doc__", None) or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return plain_text(doc.splitlines()[0]) if doc else ""

@@ -24,7 +24,7 @@ def test_eval_end_to_end_writes_json_csv_and_png(tmp_path):
                 "--slots", "60", "--seed", "0", "--env-kwargs", "num_cells=3,num_links=12",
                 "--solver-kwargs", "truncated_wmmse.iterations=2", "--out", str(out), "--plot", str(png))
     assert proc.returncode == 0, proc.stderr
-    assert "ratio to WMMSE" in proc.stdout and "added automatically" in proc.stdout
+    assert "ratio to wmmse" in proc.stdout and "added automatically" in proc.stdout
     data = json.loads(out.read_text())
     assert data["config"]["env_id"] == "PowerControl-IMAC-v0" and data["config"]["slots"] == 60
     assert data["config"]["env_kwargs"] == {"num_cells": 3, "num_links": 12}
@@ -56,6 +56,9 @@ def test_list_shows_envs_and_solvers(capsys):
     for name in ("PowerControl-IC-v0", "PowerControl-IMAC-v0", "PowerControl-AdHoc-v0", "PowerControl-D2D-v0",
                  "wmmse", "max_power", "speed"):
         assert name in text
+    # plain text for a terminal: no Sphinx roles or RST literals, no pointers to files users lack
+    for mark in ("``", ":class:", ":func:", ":meth:", ":mod:", "seeds/", "seed 00", "shared/"):
+        assert mark not in text, mark
 
 
 def _one_line_error(capsys, argv):
