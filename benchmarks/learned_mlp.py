@@ -1,4 +1,8 @@
-"""The MLP rows of the learned-solver targets table, from the shipped checkpoints (Sun et al., seeds/000).
+"""The MLP rows of the learned-solver targets table, from the shipped checkpoints (Sun et al. 2018).
+
+Paper: H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to Optimize: Training Deep
+Neural Networks for Interference Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018,
+doi:10.1109/TSP.2018.2866382, arXiv:1705.09412.
 
 For each shipped checkpoint (``solvers/checkpoints/mlp.pt`` = PowerControl-IMAC-v0 (N, K) = (3, 12),
 ``mlp-ic10.pt`` = PowerControl-IC-v0 K = 10): draws ``--samples`` fresh observations of its training

@@ -7,7 +7,9 @@ For each scenario and K, on the same ``--samples`` samples, the mean weighted su
   any other method found more (at high SNR a link at ~1e-3 pmax can sit in a basin narrower than the grid);
 - the best binary allocation, ``max over p in {0, pmax}^K`` (for K = 2 the sum-rate optimum is binary,
   Gjendemsjo et al. 2008, so this checks the exhaustive search);
-- ``wmmse`` (Sun et al., shared/seeds/000_*.txt, Fig. 2, full-power start; authors' stop rule: WSR change
+- ``wmmse`` (H. Sun et al., "Learning to Optimize: Training Deep Neural Networks for Interference
+  Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018, doi:10.1109/TSP.2018.2866382,
+  arXiv:1705.09412; Fig. 2, full-power start; authors' stop rule: WSR change
   < 1e-3 or 100 iterations), the same with the paper's rule (``tol=1e-5, max_iter=500``) and with no
   stop rule (``tol=0``, 5,000 iterations: if this is higher, the stop rule, not a stationary point,
   limited WMMSE);

@@ -1,4 +1,8 @@
-"""Train Sun et al.'s supervised MLP (seeds/000, Sec. IV) on WMMSE labels, save it, evaluate it.
+"""Train the supervised MLP of Sun et al. 2018 (Sec. IV) on WMMSE labels, save it, evaluate it.
+
+Paper: H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to Optimize: Training Deep
+Neural Networks for Interference Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018,
+doi:10.1109/TSP.2018.2866382, arXiv:1705.09412.
 
 One file, top to bottom (CleanRL style): ``Args``, the scenario sampler, training, evaluation on fresh
 samples (ratio of means to WMMSE, with and without the paper's 0/1 rounding, and the time per

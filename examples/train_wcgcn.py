@@ -1,4 +1,8 @@
-"""Train WCGCN (Shen et al., seed 003, eq. 11) unsupervised on an env's observations, save, evaluate.
+"""Train WCGCN (Shen et al. 2021, eq. 11) unsupervised on an env's observations, save, evaluate.
+
+Paper: Y. Shen, Y. Shi, J. Zhang, K. B. Letaief, "Graph Neural Networks for Scalable Radio Resource
+Management: Architecture Design and Theoretical Analysis", IEEE J. Sel. Areas Commun. 39(1):101-115,
+2021, doi:10.1109/JSAC.2020.3036965, arXiv:2007.07632.
 
 CleanRL-style single file: ``Args``, then the run under ``__main__``. The shipped checkpoints were made
 with (see benchmarks/RESULTS.md for the measured ratios):

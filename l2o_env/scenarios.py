@@ -34,7 +34,8 @@ class Scenario:
         model: the channel model as ``"module:Class"`` (imported on first use).
         defaults: model keyword defaults for this ID (e.g. ``num_links``), on top of the model's own.
         description: one line for ``l2o list`` and the README table.
-        citation: the paper (file under ``shared/seeds/`` and section) the model follows.
+        citation: the paper the model follows, as plain text: authors, year, venue, arXiv id and the
+            section (the full references are in the README's "References" section).
         topology_knob: whether the env accepts ``topology="fixed"|"random"`` (ad hoc only).
         default_topology: ``"fixed"`` (layout kept across episodes) or ``"random"``.
     """
@@ -54,21 +55,23 @@ _TABLE = (
         model="l2o_env.channels.ic:GaussianIC",
         defaults={"num_links": 10},
         description="K-link Gaussian interference channel, h_ij ~ CN(0,1), pmax = noise = 1 (SNR 0 dB)",
-        citation="Sun et al. 2018, 'Learning to optimize', Sec. V-A (seeds/000); WCGCN Table I (seeds/003)",
+        citation=("Sun et al. 2018, 'Learning to Optimize', IEEE TSP, arXiv:1705.09412, Sec. V-A; "
+                  "Shen et al. 2021 (WCGCN), IEEE JSAC, arXiv:2007.07632, Table I"),
     ),
     Scenario(
         env_id="PowerControl-IMAC-v0",
         model="l2o_env.channels.imac:IMAC",
         defaults={"num_links": 12, "num_cells": 3},
         description="Interfering multiple-access channel: N cells, K/N users per cell, path loss (200/d)^3, 8 dB shadowing",
-        citation="Sun et al. 2018, 'Learning to optimize', Sec. V-A and Table II (seeds/000)",
+        citation="Sun et al. 2018, 'Learning to Optimize', IEEE TSP, arXiv:1705.09412, Sec. V-A and Table II",
     ),
     Scenario(
         env_id="PowerControl-AdHoc-v0",
         model="l2o_env.channels.adhoc:AdHoc",
         defaults={"num_links": 20},
         description="Ad hoc network: K pairs, transmitters in [-K,K]^2 m, gain 2 d^-4.4 |CN(0,1)|^2, sigma=2.6e-5, fixed topology",
-        citation="Chowdhury et al., 'Unfolding WMMSE using GNNs' (UWMMSE), Sec. IV (seeds/002)",
+        citation=("Chowdhury et al. 2021, 'Unfolding WMMSE Using Graph Neural Networks' (UWMMSE), IEEE TWC, "
+                  "arXiv:2009.10812, Sec. IV"),
         topology_knob=True,
         default_topology="fixed",
     ),
@@ -77,7 +80,8 @@ _TABLE = (
         model="l2o_env.channels.d2d:D2D",
         defaults={"num_links": 50},
         description="D2D: K pairs in 1 km x 1 km, ITU-R P.1411 path loss, 8 dB shadowing, 40 dBm, -169 dBm/Hz",
-        citation="Shen et al., WCGCN, Sec. V-B (seeds/003), channel model of Cui, Shen & Yu",
+        citation=("Shen et al. 2021 (WCGCN), IEEE JSAC, arXiv:2007.07632, Sec. V-B; channel model of "
+                  "Cui, Shen & Yu 2019, IEEE JSAC, arXiv:1808.01486"),
     ),
 )
 

@@ -18,14 +18,16 @@ _CHUNK_ENTRIES = 1 << 22
 class Exhaustive(Solver):
     r"""Exhaustive search (K <= 4): best point of a fine power grid, refined locally; the reference optimum.
 
-    Problem (1) of Sun et al., "Learning to optimize" (``shared/seeds/000_*.txt``, Sec. II-A),
+    Problem (1) of H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to Optimize:
+    Training Deep Neural Networks for Interference Management", IEEE Trans. Signal Process.
+    66(20):5438-5453, 2018, doi:10.1109/TSP.2018.2866382, arXiv:1705.09412 (Sec. II-A),
 
     .. math::
 
         \max_{0 \le p_k \le P_k} \sum_k \alpha_k \log_2\Big(1 + \frac{g_{kk} p_k}
         {\sigma_k^2 + \sum_{j \ne k} g_{kj} p_j}\Big)                                         \qquad (1)
 
-    is NP-hard in general (000, Sec. II-A, ref. [28]) but small ``K`` can be searched. Stage 1
+    is NP-hard in general (Sun et al. 2018, Sec. II-A, their ref. [28]) but small ``K`` can be searched. Stage 1
     evaluates (1) at every point of the grid ``p_k \in \{0, P_k/(n-1), ..., P_k\}`` (``n = grid``
     points per link, ``n^K`` candidates, both ends included, so every on/off allocation is among them)
     and keeps the best. Stage 2 (``refine`` rounds) searches a ``5^K`` local grid

@@ -12,8 +12,10 @@ __all__ = ["MaxPower"]
 class MaxPower(Solver):
     r"""Max power: every link transmits at its full budget, p_k = P_k (baseline of Sun et al. 2018).
 
-    The simplest reference of Sun et al., "Learning to optimize" (``shared/seeds/000_*.txt``, Sec. V-C,
-    "maximum power allocation") and the starting point of WMMSE (Fig. 2, step 1):
+    The simplest reference of H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to
+    Optimize: Training Deep Neural Networks for Interference Management", IEEE Trans. Signal Process.
+    66(20):5438-5453, 2018, doi:10.1109/TSP.2018.2866382, arXiv:1705.09412 (Sec. V-C, "maximum power
+    allocation"), and the starting point of WMMSE (Fig. 2, step 1):
 
     .. math::
 

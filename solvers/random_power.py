@@ -12,8 +12,10 @@ __all__ = ["RandomPower"]
 class RandomPower(Solver):
     r"""Random power: p_k ~ U[0, P_k] independently per link and sample (seeded chance-level baseline).
 
-    The "random power allocation" heuristic of Sun et al., "Learning to optimize"
-    (``shared/seeds/000_*.txt``, Sec. V-C, Fig. 7):
+    The "random power allocation" heuristic of H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu,
+    N. D. Sidiropoulos, "Learning to Optimize: Training Deep Neural Networks for Interference
+    Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018, doi:10.1109/TSP.2018.2866382,
+    arXiv:1705.09412 (Sec. V-C, Fig. 7):
 
     .. math::
 

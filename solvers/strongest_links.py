@@ -13,11 +13,14 @@ __all__ = ["StrongestLinks"]
 class StrongestLinks(Solver):
     r"""Strongest links (greedy on/off): switch links on at full power, strongest direct gain first, while the WSR grows.
 
-    A binary-power heuristic in the spirit of the "Strongest" benchmark of Shen et al., "Graph neural
-    networks for scalable radio resource management" (``shared/seeds/003_*.txt``, Sec. V-A), which puts
-    a fixed proportion of the links with the largest ``|h_kk|`` at ``P_max`` and the rest at 0. Instead of
-    a fixed proportion, the number of active links is chosen greedily on the weighted sum rate
-    (problem (1) of Sun et al., ``000_*.txt``). With links sorted by direct gain,
+    A binary-power heuristic in the spirit of the "Strongest" benchmark of Y. Shen, Y. Shi, J. Zhang,
+    K. B. Letaief, "Graph Neural Networks for Scalable Radio Resource Management: Architecture Design and
+    Theoretical Analysis", IEEE J. Sel. Areas Commun. 39(1):101-115, 2021, doi:10.1109/JSAC.2020.3036965,
+    arXiv:2007.07632 (Sec. V-A), which puts a fixed proportion of the links with the largest ``|h_kk|``
+    at ``P_max`` and the rest at 0. Instead of a fixed proportion, the number of active links is chosen
+    greedily on the weighted sum rate (problem (1) of H. Sun et al., "Learning to Optimize: Training Deep
+    Neural Networks for Interference Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018,
+    doi:10.1109/TSP.2018.2866382, arXiv:1705.09412). With links sorted by direct gain,
     ``g_{\pi(1) \pi(1)} \ge g_{\pi(2) \pi(2)} \ge \dots`` (ties: lower index first), start from
     ``p = 0`` and for ``n = 1..K``:
 

@@ -15,11 +15,15 @@ __all__ = ["TruncatedWMMSE"]
 class TruncatedWMMSE(WMMSE):
     r"""Truncated WMMSE (Chowdhury et al. 2021, Sec. IV-A): exactly L WMMSE iterations (default 4), no stopping test.
 
-    The baseline that unfolded networks are compared with at equal depth: Chowdhury et al., "Unfolding
-    WMMSE using graph neural networks for efficient power allocation" (``shared/seeds/002_*.txt``,
-    Sec. IV-A, item 2 and Table I, "Tr-WMMSE" with 4 iterations, the depth of UWMMSE); Pellaco et al.
-    (``001_*.txt``) use the same comparison for beamforming. Each iteration is eqs. (6)-(8) of 002 with
-    ``a = 1, b = 0``, i.e. Fig. 2 steps 7-9 of Sun et al. (``000_*.txt``):
+    The baseline that unfolded networks are compared with at equal depth: A. Chowdhury, G. Verma,
+    C. Rao, A. Swami, S. Segarra, "Unfolding WMMSE Using Graph Neural Networks for Efficient Power
+    Allocation", IEEE Trans. Wireless Commun. 20(9):6004-6017, 2021, doi:10.1109/TWC.2021.3071480,
+    arXiv:2009.10812 (Sec. IV-A, item 2 and Table I, "Tr-WMMSE" with 4 iterations, the depth of UWMMSE).
+    L. Pellaco, M. Bengtsson, J. Jaldén, "Deep unfolding of the weighted MMSE beamforming algorithm",
+    arXiv:2006.08448, 2020, use the same comparison for beamforming. Each iteration is eqs. (6)-(8) of
+    Chowdhury et al. 2021 with ``a = 1, b = 0``, i.e. Fig. 2 steps 7-9 of H. Sun et al., "Learning to
+    Optimize: Training Deep Neural Networks for Interference Management", IEEE Trans. Signal Process.
+    66(20):5438-5453, 2018, doi:10.1109/TSP.2018.2866382, arXiv:1705.09412:
 
     .. math::
 

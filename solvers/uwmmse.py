@@ -1,8 +1,9 @@
 """UWMMSE: WMMSE unfolded into a few layers whose w-update is modulated by graph neural networks.
 
-Chowdhury, Verma, Swami, Segarra, "Unfolding WMMSE using graph neural networks for efficient power
-allocation" (../shared/seeds/002_a35b85a2c9212329.txt), eqs. (5)-(12), Sec. IV (setup, Table I) and
-Sec. IV-E (robust training over network densities).
+A. Chowdhury, G. Verma, C. Rao, A. Swami, S. Segarra, "Unfolding WMMSE Using Graph Neural Networks for
+Efficient Power Allocation", IEEE Trans. Wireless Commun. 20(9):6004-6017, 2021,
+doi:10.1109/TWC.2021.3071480, arXiv:2009.10812: eqs. (5)-(12), Sec. IV (setup, Table I) and Sec. IV-E
+(robust training over network densities).
 
 Layer ``k = 1..L`` (eqs. 5-8), from ``v^(0) = sqrt(p_max)``; the u/w/v updates are
 :func:`solvers.wmmse_core.wmmse_layer` (the one WMMSE), only ``a`` and ``b`` are learned:
@@ -321,7 +322,9 @@ class UWMMSENet(nn.Module):
 
 
 class UWMMSE(LearnedSolver):
-    """Unfolded WMMSE with GCN-learned w-update (Chowdhury et al., seed 002); see the module docstring.
+    """Unfolded WMMSE whose w-update is set per layer by graph neural networks (Chowdhury et al. 2021).
+
+    The layers, the GCN and the training are described in the module docstring.
 
     Args:
         config: :class:`UWMMSEConfig`, or its fields as keyword arguments (``num_layers=4``, ...).

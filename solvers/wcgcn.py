@@ -1,8 +1,9 @@
 r"""WCGCN: the wireless channel graph convolution network of Shen et al. (power control).
 
-Shen, Shi, Zhang, Letaief, "Graph neural networks for scalable radio resource management: architecture
-design and theoretical analysis" (../shared/seeds/003_f37d70e971c0ba0e.txt): the layer is eq. (11),
-the loss Sec. IV (minus the expected weighted sum rate), the hyper-parameters Sec. V-A/V-B.
+Y. Shen, Y. Shi, J. Zhang, K. B. Letaief, "Graph Neural Networks for Scalable Radio Resource Management:
+Architecture Design and Theoretical Analysis", IEEE J. Sel. Areas Commun. 39(1):101-115, 2021,
+doi:10.1109/JSAC.2020.3036965, arXiv:2007.07632: the layer is eq. (11), the loss Sec. IV (minus the
+expected weighted sum rate), the hyper-parameters Sec. V-A/V-B.
 
 Every link is a node, an edge ``j -> i`` carries the channel between link ``j`` and link ``i``; layer
 ``k`` (eq. 11, weights shared by the layers, max aggregation):
@@ -93,7 +94,7 @@ def _run(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 
 
 class WCGCNConv(MessagePassing):
-    r"""One WCGCN layer, eq. (11) of Shen et al. (seed 003), before the output nonlinearity ``beta``.
+    r"""One WCGCN layer, eq. (11) of Shen et al. 2021, before the output nonlinearity ``beta``.
 
     .. math::
         y_i = \mathrm{MLP_2}\big(x_i, \max_{j \in \mathcal N(i)} \mathrm{MLP_1}(x_j, e_{ji})\big)
@@ -215,7 +216,7 @@ def _log10_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 
 class WCGCN(LearnedSolver):
-    """WCGCN power control (Shen et al., seed 003, eq. 11) behind the :class:`~solvers.base.Solver` interface.
+    """WCGCN power control (Shen et al. 2021, eq. 11) behind the Solver interface.
 
     >>> import solvers
     >>> net = solvers.make("wcgcn", pretrained=True)        # doctest: +SKIP  (D2D, K = 50)
@@ -230,7 +231,7 @@ class WCGCN(LearnedSolver):
 
     @dataclass
     class Config:
-        """Hyper-parameters; defaults from Shen et al. (seed 003) Sec. V-A/V-B and the authors' code."""
+        """Hyper-parameters; defaults from Shen et al. 2021, Sec. V-A/V-B, and the authors' code."""
 
         hidden1: int = 32
         """MLP1 hidden/output width: {5, hidden1, hidden1} (Sec. V-A: {5, 32, 32})."""

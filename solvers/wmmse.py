@@ -44,9 +44,13 @@ def resolve_dtype(dtype: Any, who: str) -> torch.dtype:
 class WMMSE(Solver):
     r"""WMMSE (Sun et al. 2018, Fig. 2): iterative weighted-MMSE power control, batched on CPU or GPU.
 
-    Shi et al.'s WMMSE in the real-valued scalar form of Sun et al., "Learning to optimize: training
-    deep neural networks for interference management" (``shared/seeds/000_904d63b2a59c0431.txt``,
-    Sec. II-B, Fig. 2). It maximises the weighted sum rate, problem (1),
+    The WMMSE algorithm of Q. Shi, M. Razaviyayn, Z.-Q. Luo, C. He, "An Iteratively Weighted MMSE
+    Approach to Distributed Sum-Utility Maximization for a MIMO Interfering Broadcast Channel", IEEE
+    Trans. Signal Process. 59(9):4331-4340, 2011, doi:10.1109/TSP.2011.2147784, in the real-valued scalar
+    form of H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to Optimize: Training
+    Deep Neural Networks for Interference Management", IEEE Trans. Signal Process. 66(20):5438-5453,
+    2018, doi:10.1109/TSP.2018.2866382, arXiv:1705.09412 (Sec. II-B, Fig. 2). It maximises the weighted
+    sum rate, problem (1),
 
     .. math::
 

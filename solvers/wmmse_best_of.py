@@ -24,10 +24,14 @@ class WMMSEBestOf(Solver):
     r"""Best-of WMMSE: full power plus R random starts, best per sample (Shen et al. 2021, "WMMSE 100 times").
 
     WMMSE converges to a stationary point of the weighted sum rate, which depends on where it starts.
-    Shen et al., "Graph neural networks for scalable radio resource management" (``shared/seeds/
-    003_*.txt``, Sec. V-A, benchmark "WMMSE 100 times") run WMMSE from many random starts and keep the
-    best as an upper reference. Here every sample runs Sun et al.'s WMMSE (``000_*.txt``, Fig. 2,
-    :func:`solvers.wmmse_core.wmmse_run`) from ``R + 1`` starts, all ``B (R + 1)`` runs in one batch:
+    Y. Shen, Y. Shi, J. Zhang, K. B. Letaief, "Graph Neural Networks for Scalable Radio Resource
+    Management: Architecture Design and Theoretical Analysis", IEEE J. Sel. Areas Commun. 39(1):101-115,
+    2021, doi:10.1109/JSAC.2020.3036965, arXiv:2007.07632 (Sec. V-A, benchmark "WMMSE 100 times") run
+    WMMSE from many random starts and keep the best as an upper reference. Here every sample runs the
+    WMMSE of H. Sun et al., "Learning to Optimize: Training Deep Neural Networks for Interference
+    Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018, doi:10.1109/TSP.2018.2866382,
+    arXiv:1705.09412 (Fig. 2, :func:`solvers.wmmse_core.wmmse_run`) from ``R + 1`` starts, all
+    ``B (R + 1)`` runs in one batch:
 
     .. math::
 
@@ -36,7 +40,7 @@ class WMMSEBestOf(Solver):
 
         p^\star = \arg\max_{r = 0..R} \sum_k \alpha_k \log_2\big(1 + \mathrm{SINR}_k(p^{(r)})\big)     \qquad (1)
 
-    where ``p^{(r)}`` is WMMSE's output from start ``r`` and (1) is problem (1) of 000. The full-power
+    where ``p^{(r)}`` is WMMSE's output from start ``r`` and (1) is problem (1) of Sun et al. 2018. The full-power
     start is always one of them, so the result is never below :class:`~solvers.wmmse.WMMSE` with the
     same ``max_iter``/``tol`` (ties go to the full-power start).
 

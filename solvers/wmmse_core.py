@@ -1,8 +1,12 @@
 """Scalar WMMSE, the one implementation every solver calls (torch, batched, differentiable).
 
-Sun et al., "Learning to optimize" (../shared/seeds/000_904d63b2a59c0431.txt), Fig. 2 (real-valued
-scalar WMMSE), with the per-link weights alpha_k; Chowdhury et al. (002_...txt) eqs. (6)-(8) write the
-same iteration as one unfolded layer, with the learnable affine map of the w-update (eq. 7). With
+H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to Optimize: Training Deep Neural
+Networks for Interference Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018,
+doi:10.1109/TSP.2018.2866382, arXiv:1705.09412, Fig. 2 (real-valued scalar WMMSE), with the per-link
+weights alpha_k. A. Chowdhury, G. Verma, C. Rao, A. Swami, S. Segarra, "Unfolding WMMSE Using Graph
+Neural Networks for Efficient Power Allocation", IEEE Trans. Wireless Commun. 20(9):6004-6017, 2021,
+doi:10.1109/TWC.2021.3071480, arXiv:2009.10812, eqs. (6)-(8), write the same iteration as one unfolded
+layer, with the learnable affine map of the w-update (eq. 7). With
 ``a = 1, b = 0`` :func:`wmmse_layer` is exactly one WMMSE iteration.
 
 Layer k, from ``v^(k-1)`` (amplitudes, ``p = v^2``), with ``g_ij = |h_ij|^2`` (row = receiver):
@@ -15,7 +19,7 @@ Layer k, from ``v^(k-1)`` (amplitudes, ``p = v^2``), with ``g_ij = |h_ij|^2`` (r
 
     v_i = \\Big[\\frac{\\alpha_i w_i u_i \\sqrt{g_{ii}}}{\\sum_j \\alpha_j w_j u_j^2 g_{ji}}\\Big]_0^{\\sqrt{P_i}} \\quad (8)
 
-``1 / (1 - u_i sqrt(g_ii) v_i)`` equals ``1 + SINR_i`` (the MMSE-SINR equality, 000 Sec. II-B); we compute
+``1 / (1 - u_i sqrt(g_ii) v_i)`` equals ``1 + SINR_i`` (the MMSE-SINR equality, Sun et al. 2018, Sec. II-B); we compute
 it as ``1 + g_ii v_i^2 / (sigma_i^2 + sum_{j != i} g_ij v_j^2)`` from the cross gains alone, so it never
 rounds to zero or loses digits at very high SINR. The SINR comes from :func:`l2o_env.rates.sinr_torch`
 (the one home of the rate formula), so the weighted sum rate of ``v`` that :func:`wmmse_run`'s stopping
@@ -71,7 +75,7 @@ def wmmse_prepare(gain, pmax) -> WMMSEGains:
 
 
 def wmmse_layer(gain, noise, pmax, weight, v, a=None, b=None, *, prepared: WMMSEGains | None = None):
-    """One WMMSE iteration (eqs. 6-8 of 002; Fig. 2 steps 7-9 of 000). Returns the new ``v``.
+    """One WMMSE iteration (Chowdhury et al. 2021, eqs. 6-8; Sun et al. 2018, Fig. 2 steps 7-9). Returns ``v``.
 
     Differentiable in every argument (the learned solvers unfold it); ``a``/``b`` default to 1/0.
     ``prepared``: ``wmmse_prepare(gain, pmax)``, to share across the layers of an unrolled net (the
@@ -97,7 +101,7 @@ def wmmse_run(gain, noise, pmax, weight, v0=None, *, max_iter=100, tol=1e-3, his
 
     Args:
         gain, noise, pmax, weight: float tensors, shapes as in the module docstring.
-        v0: initial amplitudes ``(B, K)``; default full power ``sqrt(pmax)`` (Fig. 2 / Sec. IV of 000).
+        v0: initial amplitudes ``(B, K)``; default full power ``sqrt(pmax)`` (Sun et al. 2018, Fig. 2 / Sec. IV).
         max_iter: iteration cap (authors' code 100; paper 500).
         tol: stop when ``|WSR_t - WSR_(t-1)| < tol`` (bit/s/Hz; authors' code 1e-3, paper 1e-5);
             ``tol=0`` runs exactly ``max_iter`` iterations.

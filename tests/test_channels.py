@@ -146,7 +146,7 @@ def test_large_scale_matches_loop_reference(cls):
 def test_itu1411_constants_and_continuity():
     lam = 299_792_458.0 / 2.4e9
     r_bp = 4 * 1.5 * 1.5 / lam
-    assert abs(r_bp - 72.05) < 0.01  # PAPERS.md: 72.05 m
+    assert abs(r_bp - 72.05) < 0.01  # ITU-R P.1411 breakpoint 4 h1 h2 / lambda = 72.05 m
     at_bp = itu1411_los_pathloss_db(np.array([r_bp]), 2.4e9, 1.5, 1.5)[0]
     assert abs(at_bp - (71.18 + 6.0)) < 0.01  # L_bp = 71.18 dB
     # +20 dB per decade below the breakpoint, +40 dB per decade above
@@ -446,7 +446,9 @@ def test_d2d_reproduces_wcgcn_wmmse():
     "pair, ref", [((2.0, 65.0), 200.16), ((10.0, 50.0), 189.9), ((30.0, 70.0), 147.1), ((30.0, 30.0), 180.1)]
 )
 def test_d2d_wmmse_all_settings_random_start(pair, ref):
-    """As the authors' notebook: random start p ~ U[0, Pmax], 100 iterations; PAPERS.md references."""
+    """As the authors' notebook: random start p ~ U[0, Pmax], 100 iterations. References: 200.16 is the
+    authors' code (https://github.com/yshenaw/GNN-Resource-Management) for (2, 65) m, the other settings
+    an independent re-implementation of Shen et al. 2021, Sec. V-B."""
     torch.set_num_threads(1)
     model = D2D(pair_distance=pair)
     rng = np.random.default_rng(7)
@@ -457,7 +459,7 @@ def test_d2d_wmmse_all_settings_random_start(pair, ref):
 @pytest.mark.slow
 def test_adhoc_wmmse_random_topologies():
     """UWMMSE setting (M = 20, sigma = 2.6e-5): an independent implementation averages ~77.6 over random
-    topologies (PAPERS.md; the paper's single topology gave 82.94)."""
+    topologies (Chowdhury et al. 2021, Sec. IV model; the paper's single topology gave 82.94, Table I)."""
     torch.set_num_threads(1)
     model = AdHoc()
     gain = model.sample(np.random.default_rng(11), 4000)

@@ -35,7 +35,7 @@ def test_builtin_classical_solvers(name):
     assert "power" in solver.problems
     line = solvers.describe(name)
     assert line and "\n" not in line and len(line) <= 120, line
-    assert line == type(solver).__doc__.strip().splitlines()[0]
+    assert line == registry.plain_text(type(solver).__doc__.strip().splitlines()[0])
 
 
 def test_every_builtin_name_points_at_an_existing_class():
@@ -134,3 +134,39 @@ def test_entry_point_plugin_is_found(tmp_path, monkeypatch):
     assert "quarter_power" in str(err.value)
     with pytest.raises(ImportError, match="broken_power.*thirdparty_l2o_missing:Nothing.*failed to load"):
         solvers.make("broken_power")
+
+
+@pytest.mark.parametrize("markup, plain", [
+    (":class:`~solvers.base.Solver`", "Solver"),
+    (":class:`solvers.base.Solver`", "solvers.base.Solver"),
+    (":func:`~solvers.wmmse_core.wmmse_run`", "wmmse_run"),
+    (":meth:`Solver.act_batch`", "Solver.act_batch"),
+    (":py:class:`~solvers.base.Solver`", "Solver"),
+    (":attr:`the budget <pmax>`", "the budget"),
+    (":data:`!MAX_LINKS`", "MAX_LINKS"),
+    ("``x``", "x"),
+    ("``gain (K, K)`` and `weight`", "gain (K, K) and weight"),
+    ("p_k ~ U[0, P_k], |h| magnitudes (K <= 4)", "p_k ~ U[0, P_k], |h| magnitudes (K <= 4)"),
+])
+def test_plain_text_strips_sphinx_roles_and_literals(markup, plain):
+    assert registry.plain_text(markup) == plain
+
+
+def test_describe_is_plain_text(clean_runtime):
+    class Marked:
+        """Behind the :class:`~solvers.base.Solver` interface, with ``act`` and :func:`solvers.make`.
+
+        Second line: ``ignored``.
+        """
+
+    solvers.register("marked", Marked)
+    assert solvers.describe("marked") == "Behind the Solver interface, with act and solvers.make."
+
+
+def test_every_registered_solver_describes_itself_in_plain_text():
+    """What ``l2o list`` prints: one line per solver, no Sphinx/RST markup, no pointers to files."""
+    for name in registry._BUILTIN:
+        line = solvers.describe(name)
+        assert line, name
+        for mark in ("``", "`", ":class:", ":func:", ":meth:", ":mod:", ":attr:", "seed 00", "seeds/"):
+            assert mark not in line, (name, line)

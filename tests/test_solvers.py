@@ -285,8 +285,9 @@ def test_wmmse_blocks_give_the_same_result(monkeypatch):
 
 
 def _fig2_wmmse(g, noise, pmax, alpha, tol, max_iter):
-    """Sun et al. Fig. 2 (seeds/000) for ONE sample, step by step; ``g[k, j] = |h_kj|^2``. Stops like
-    ``solvers.wmmse``: when ``sum_k alpha_k log2 w_k`` (``w_k = 1 + SINR_k``) changes by < tol, or at max_iter."""
+    """Sun et al. 2018 (IEEE TSP, arXiv:1705.09412), Fig. 2, for ONE sample, step by step;
+    ``g[k, j] = |h_kj|^2``. Stops like ``solvers.wmmse``: when ``sum_k alpha_k log2 w_k``
+    (``w_k = 1 + SINR_k``) changes by < tol, or at max_iter."""
     hkk = np.sqrt(np.diag(g))
 
     def u_w(v):

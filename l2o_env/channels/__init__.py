@@ -2,10 +2,22 @@
 
 | name | class | paper | receivers |
 |---|---|---|---|
-| ``ic`` | :class:`GaussianIC` | Sun et al. (000) Sec. V-A | K |
-| ``imac`` | :class:`IMAC` | Sun et al. (000) Sec. V-A | N base stations |
-| ``adhoc`` | :class:`AdHoc` | Chowdhury et al., UWMMSE (002) Sec. IV | K |
-| ``d2d`` | :class:`D2D` | Shen et al., WCGCN (003) Sec. V-B | K |
+| ``ic`` | :class:`GaussianIC` | Sun et al. 2018, Sec. V-A | K |
+| ``imac`` | :class:`IMAC` | Sun et al. 2018, Sec. V-A | N base stations |
+| ``adhoc`` | :class:`AdHoc` | Chowdhury et al. 2021 (UWMMSE), Sec. IV | K |
+| ``d2d`` | :class:`D2D` | Shen et al. 2021 (WCGCN), Sec. V-B | K |
+
+References:
+
+- Sun et al. 2018: H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to Optimize:
+  Training Deep Neural Networks for Interference Management", IEEE Trans. Signal Process.
+  66(20):5438-5453, 2018, doi:10.1109/TSP.2018.2866382, arXiv:1705.09412.
+- Chowdhury et al. 2021: A. Chowdhury, G. Verma, C. Rao, A. Swami, S. Segarra, "Unfolding WMMSE Using
+  Graph Neural Networks for Efficient Power Allocation", IEEE Trans. Wireless Commun. 20(9):6004-6017,
+  2021, doi:10.1109/TWC.2021.3071480, arXiv:2009.10812.
+- Shen et al. 2021: Y. Shen, Y. Shi, J. Zhang, K. B. Letaief, "Graph Neural Networks for Scalable Radio
+  Resource Management: Architecture Design and Theoretical Analysis", IEEE J. Sel. Areas Commun.
+  39(1):101-115, 2021, doi:10.1109/JSAC.2020.3036965, arXiv:2007.07632.
 """
 
 from l2o_env.channels.adhoc import AdHoc

@@ -1,4 +1,8 @@
-"""Ad hoc network of the UWMMSE paper: Chowdhury et al. (../shared/seeds/002_a35b85a2c9212329.txt), Sec. IV.
+"""Ad hoc network of the UWMMSE paper (Chowdhury et al. 2021), Sec. IV.
+
+A. Chowdhury, G. Verma, C. Rao, A. Swami, S. Segarra, "Unfolding WMMSE Using Graph Neural Networks for
+Efficient Power Allocation", IEEE Trans. Wireless Commun. 20(9):6004-6017, 2021,
+doi:10.1109/TWC.2021.3071480, arXiv:2009.10812.
 
 ``M = num_links`` transmitter-receiver pairs (Sec. IV, first paragraphs): transmitter ``i`` uniform in
 ``[-M, M]^2`` (metres; the paper gives no unit), its receiver uniform in ``t_i +- M/4`` per axis. The
@@ -54,7 +58,7 @@ __all__ = ["AdHoc"]
 
 
 class AdHoc(ChannelModel):
-    """Random geometric ad hoc network with Rayleigh fading (UWMMSE paper 002, Sec. IV), batched.
+    """Random geometric ad hoc network with Rayleigh fading (Chowdhury et al. 2021, Sec. IV), batched.
 
     Args:
         num_links: M = K >= 1 pairs; also the half side of the transmitter square in metres.

@@ -1,10 +1,15 @@
-"""Device-to-device network of the WCGCN paper: Shen et al. (../shared/seeds/003_f37d70e971c0ba0e.txt), Sec. V-B.
+"""Device-to-device network of the WCGCN paper (Shen et al. 2021), Sec. V-B.
 
-The paper only says "the channel model from [19]" (Cui, Shen, Yu, spatial deep learning for wireless
-scheduling): ITU-R P.1411 short-range outdoor path loss at 2.4 GHz, 5 MHz bandwidth, antenna height
+Y. Shen, Y. Shi, J. Zhang, K. B. Letaief, "Graph Neural Networks for Scalable Radio Resource Management:
+Architecture Design and Theoretical Analysis", IEEE J. Sel. Areas Commun. 39(1):101-115, 2021,
+doi:10.1109/JSAC.2020.3036965, arXiv:2007.07632.
+
+The paper only says "the channel model from [19]", i.e. W. Cui, K. Shen, W. Yu, "Spatial Deep Learning
+for Wireless Scheduling", IEEE J. Sel. Areas Commun. 37(6):1248-1261, 2019, doi:10.1109/JSAC.2019.2904352,
+arXiv:1808.01486: ITU-R P.1411 short-range outdoor path loss at 2.4 GHz, 5 MHz bandwidth, antenna height
 1.5 m, 2.5 dB antenna gain, 40 dBm maximum power, noise -169 dBm/Hz, 8 dB shadowing, Rayleigh fading;
 K = 50 pairs in a 1000 m x 1000 m square, pair distances U[d_min, d_max]. We realise it as the authors'
-code does (yshenaw/GNN-Resource-Management, ``D2D/Weighted Power Control``; facts in PAPERS.md):
+code does (https://github.com/yshenaw/GNN-Resource-Management, ``D2D/Weighted Power Control``):
 
 - path loss, ITU-R P.1411 line-of-sight median with breakpoint ``R_bp = 4 h1 h2 / lambda`` (72.05 m)
   and ``L_bp = |20 log10(lambda^2 / (8 pi h1 h2))|`` (71.18 dB), ``lambda = c / f``:
@@ -81,7 +86,7 @@ def itu1411_los_pathloss_db(distance, carrier_frequency: float, h_tx: float, h_r
 
 
 class D2D(ChannelModel):
-    """D2D weighted-sum-rate network of the WCGCN paper (003, Sec. V-B), batched.
+    """D2D weighted-sum-rate network of the WCGCN paper (Shen et al. 2021, Sec. V-B), batched.
 
     Args:
         num_links: K >= 1 transmitter-receiver pairs (paper: 50).

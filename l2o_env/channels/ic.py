@@ -1,4 +1,8 @@
-"""Gaussian interference channel: Sun et al. (../shared/seeds/000_904d63b2a59c0431.txt), Sec. V-A.
+"""Gaussian interference channel of Sun et al. 2018, Sec. V-A.
+
+H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to Optimize: Training Deep Neural
+Networks for Interference Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018,
+doi:10.1109/TSP.2018.2866382, arXiv:1705.09412.
 
 Every coefficient ``h_kj ~ CN(0, 1)`` independently, so ``gain = |h_kj|^2`` is Exp(1) with mean 1. No
 geometry: density and movement do not apply; mobility only correlates the fading across slots.

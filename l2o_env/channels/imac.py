@@ -1,4 +1,8 @@
-"""Interfering multiple-access channel (IMAC): Sun et al. (../shared/seeds/000_904d63b2a59c0431.txt), Sec. V-A.
+"""Interfering multiple-access channel (IMAC) of Sun et al. 2018, Sec. V-A.
+
+H. Sun, X. Chen, Q. Shi, M. Hong, X. Fu, N. D. Sidiropoulos, "Learning to Optimize: Training Deep Neural
+Networks for Interference Management", IEEE Trans. Signal Process. 66(20):5438-5453, 2018,
+doi:10.1109/TSP.2018.2866382, arXiv:1705.09412.
 
 ``N`` hexagonal cells with one single-antenna BS at each centre and ``K / N`` single-antenna users per
 cell (uplink). The receiver of user ``k`` is its own BS, so the ``K`` links share ``N`` distinct
@@ -13,7 +17,7 @@ N(0, 8^2)`` (8 dB log-normal shadowing), drawn independently per (user, BS) pair
     g_{nk} = \\Big(\\frac{200}{d_{nk}}\\Big)^3 L_{nk} |f_{nk}|^2, \\qquad f_{nk} \\sim CN(0, 1).
 
 Geometry, as the authors' code does it (Haoran-S/TSP-DNN ``IMAC_model/Layout.m`` and
-``Generate_IMAC_function.m``; PAPERS.md): ``R = cell_radius`` is half the inter-site distance
+``Generate_IMAC_function.m``, https://github.com/Haoran-S/TSP-DNN): ``R = cell_radius`` is half the inter-site distance
 (100 m); BS 1 at the origin, BSs 2..7 at ``2R`` at 0, 60, ..., 300 degrees, further BSs on the next
 hexagonal rings in the order of ``Layout.m`` (ring by ring, by angle from the first one past -60 deg).
 
@@ -92,7 +96,7 @@ def hex_grid(num_cells: int) -> np.ndarray:
 
 
 class IMAC(ChannelModel):
-    """Multi-cell interfering MAC of Sun et al. (000, Sec. V-A), batched.
+    """Multi-cell interfering MAC of Sun et al. 2018 (Sec. V-A), batched.
 
     Args:
         num_links: K, total number of users (>= 1, a multiple of ``num_cells``).
