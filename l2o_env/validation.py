@@ -4,7 +4,9 @@ One rule each, so that ``num_links=20.0`` or ``"3"`` is accepted or refused the 
 
 - an **integer** is a Python or numpy integer, or a float with an integral value (``20.0`` -> ``20``, so
   numbers read from a config file work); ``bool`` and strings are refused;
-- a **real number** is a Python or numpy int/float (not ``bool``, not a string) and must be finite.
+- a **real number** is a Python or numpy int/float (not ``bool``, not a string) and must be finite;
+- a **choice** is one of a fixed set of allowed values (strings compared exactly); a near miss gets a
+  "did you mean" hint (:func:`suggest`, also used for unknown names and keywords).
 
 Every failure is a ``ValueError`` naming the owner (the env ID, class or solver), the argument, the value
 given and what is allowed. Pure Python + numpy, importable by ``solvers/`` (DESIGN.md import rules).
@@ -12,13 +14,15 @@ given and what is allowed. Pure Python + numpy, importable by ``solvers/`` (DESI
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["integer", "real"]
+__all__ = ["integer", "real", "choice", "suggest"]
 
 
 def integer(owner: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -40,3 +44,31 @@ def real(owner: str, name: str, value: Any, *, above: float | None = None, at_le
     if not math.isfinite(x) or (above is not None and not x > above) or (at_least is not None and not x >= at_least):
         raise ValueError(f"{owner}: {name} must be a finite number{bound}, got {value!r}")
     return x
+
+
+def suggest(value: Any, allowed: Iterable[Any]) -> str:
+    """``" Did you mean 'x'?"`` when ``value`` is a near miss of one of the string ``allowed`` values, else ``""``."""
+    names = [a for a in allowed if isinstance(a, str)]
+    close = difflib.get_close_matches(str(value), names, n=1) if isinstance(value, str) else []
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def choice(owner: str, name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """``value`` when it is one of ``allowed``; else a ValueError listing them (with a "did you mean")."""
+    allowed = tuple(allowed)
+
+    def same(a: Any) -> bool:
+        # exact type for strings and bools (True is not 1, "1" is not 1); numbers compare by value
+        if isinstance(a, (str, bool, np.bool_)) or isinstance(value, (str, bool, np.bool_)) or a is None or value is None:
+            return value is a or (type(value) is type(a) and value == a)
+        try:
+            return bool(value == a)
+        except (TypeError, ValueError):  # e.g. an array compared with a number
+            return False
+
+    ok = any(same(a) for a in allowed)
+    if not ok:
+        shown = ", ".join(repr(a) for a in allowed)
+        hint = suggest(value, allowed)
+        raise ValueError(f"{owner}: {name} must be one of {shown}, got {value!r}" + (f".{hint}" if hint else ""))
+    return value

@@ -97,7 +97,8 @@ def _shipped_summary(name: str) -> str:
     return ", ".join(f"{e['tag']} (trained on {describe_training(e)})" for e in entries) or "none"
 
 
-def select_pretrained(name: str, env_id: str, env_kwargs: Mapping[str, Any]) -> dict:
+def select_pretrained(name: str, env_id: str, env_kwargs: Mapping[str, Any],
+                      normalise: Callable[[str, Mapping[str, Any]], Mapping[str, Any]] | None = None) -> dict:
     """The :func:`shipped_checkpoints` entry of solver ``name`` that ``pretrained=True`` should load when
     evaluating on env ``env_id`` built with ``env_kwargs`` (the resolved keyword arguments, ``num_links``
     included).
@@ -107,9 +108,16 @@ def select_pretrained(name: str, env_id: str, env_kwargs: Mapping[str, Any]) -> 
     the fewest other differing keyword arguments (a key only one side has counts as differing), then the
     default checkpoint first. Raises ``ValueError`` listing every shipped checkpoint with its training
     scenario when none was trained on ``env_id``.
+
+    ``normalise(env_id, kwargs) -> kwargs``, when given, is applied to both sides before comparing (the
+    evaluation harness passes one that drops keywords equal to the env's defaults, so that an omitted
+    ``topology`` and ``topology="fixed"`` compare equal on an env whose default is ``"fixed"``; solvers
+    cannot know env defaults themselves).
     """
-    env_kwargs = dict(env_kwargs or {})
-    candidates = [e for e in shipped_checkpoints(name) if e["env_id"] == env_id]
+    norm = normalise or (lambda _env, kw: kw)
+    env_kwargs = dict(norm(env_id, dict(env_kwargs or {})))
+    candidates = [{**e, "env_kwargs": dict(norm(env_id, e["env_kwargs"]))}
+                  for e in shipped_checkpoints(name) if e["env_id"] == env_id]
     if not candidates:
         raise ValueError(f"{name}: no shipped checkpoint was trained on {env_id}; shipped: {_shipped_summary(name)}; "
                          f"pass pretrained=TAG to evaluate one of them anyway, or train one with "
@@ -130,7 +138,8 @@ def select_pretrained(name: str, env_id: str, env_kwargs: Mapping[str, Any]) -> 
         return sum(entry["env_kwargs"].get(k, missing) != env_kwargs.get(k, missing) for k in keys)
 
     # candidates keep the default-first order, and min() returns the first of equals
-    return min(candidates, key=lambda e: (size_gap(e), other_differences(e), e["tag"] != "default"))
+    best = min(candidates, key=lambda e: (size_gap(e), other_differences(e), e["tag"] != "default"))
+    return next(e for e in shipped_checkpoints(name) if e["tag"] == best["tag"])
 
 
 def to_torch(obs: Mapping[str, Any], dtype=torch.float32, device="cpu") -> dict[str, torch.Tensor]:

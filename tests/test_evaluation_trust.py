@@ -206,6 +206,16 @@ def test_pretrained_true_picks_the_checkpoint_of_the_evaluated_env():
     assert "pretrained=True -> 'default'" in d2d.row("wcgcn")["note"]
 
 
+@pytest.mark.parametrize("env_kwargs, tag", [({}, "fixed"), ({"topology": "fixed"}, "fixed"),
+                                              ({"topology": "random"}, "default"),
+                                              ({"topology": "random", "num_links": 40}, "default")])
+def test_pretrained_true_compares_settings_after_defaults(env_kwargs, tag):
+    # the AdHoc env's default topology is "fixed": an evaluation that omits it must get the fixed-layout model
+    res = evaluate(["uwmmse"], "PowerControl-AdHoc-v0", env_kwargs, slots=2, seed=0,
+                   solver_kwargs={"uwmmse": {"pretrained": True}})
+    assert res.row("uwmmse")["note"].startswith(f"pretrained=True -> {tag!r}")
+
+
 def test_pretrained_true_without_a_checkpoint_for_the_env_names_the_tags():
     with pytest.raises(ConfigError, match=r"no shipped checkpoint.*PowerControl-IMAC-v0.*ic10.*PowerControl-IC-v0"):
         evaluate(["wcgcn"], "PowerControl-IMAC-v0", {}, slots=4, solver_kwargs={"wcgcn": {"pretrained": True}})

@@ -84,3 +84,17 @@ def test_import_direction():
     assert _project_imports("solvers") <= {"l2o_env.rates", "l2o_env.validation", "l2o_env._threads"}
     assert {m for m in _project_imports("l2o_env/channels") if not m.startswith("l2o_env.channels")} <= {
         "l2o_env.validation"}
+
+
+def test_choice_accepts_allowed_values_and_suggests_near_misses():
+    from l2o_env.validation import choice, suggest
+
+    assert choice("Env", "weights", "random", ("uniform", "random")) == "random"
+    assert choice("Env", "speed", None, (None, 1.0)) is None
+    with pytest.raises(ValueError, match=r"Env: weights must be one of 'uniform', 'random', got 'unifrm'\. Did you mean 'uniform'\?"):
+        choice("Env", "weights", "unifrm", ("uniform", "random"))
+    with pytest.raises(ValueError, match=r"got 3$"):
+        choice("Env", "weights", 3, ("uniform", "random"))
+    with pytest.raises(ValueError, match="got True"):  # True == 1 must not pass for 1
+        choice("Env", "k", True, (1, 2))
+    assert suggest("wmmsee", ["wmmse", "mlp"]) == " Did you mean 'wmmse'?" and suggest("zzz", ["wmmse"]) == ""

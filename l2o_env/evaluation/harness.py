@@ -187,7 +187,7 @@ def _pick_pretrained(label: str, name: str, kw: dict, context) -> str:
 
     env_id, resolved = context
     try:
-        entry = select_pretrained(name, env_id, resolved)
+        entry = select_pretrained(name, env_id, resolved, normalise=explicit_kwargs)
     except ValueError as exc:
         raise ConfigError(f"solver {label!r}: pretrained=True: {exc}") from None
     kw["pretrained"] = entry["pretrained"]
