@@ -23,11 +23,11 @@ import gymnasium as gym
 import numpy as np
 
 from l2o_env.data import ObservationSampler
+from l2o_env.problems.power import POWER_KEYS as _POWER_KEYS
 from l2o_env.rates import weighted_sum_rate
+from l2o_env.scenarios import get_scenario
 
 __all__ = ["check_solver", "check_env", "SolverCheckError"]
-
-_POWER_KEYS = ("gain", "weight", "noise", "pmax")
 
 
 class SolverCheckError(ValueError):
@@ -98,11 +98,12 @@ def check_solver(
     act = getattr(solver, "act", None)
     if not callable(act):
         raise SolverCheckError(f"{name} has no callable act(obs); a solver maps one observation to (K,) powers")
+    family = get_scenario(env_id).problem
     problems = getattr(solver, "problems", None)
     if problems is None:
-        _advice(f"{name} has no `problems` attribute; set e.g. problems = frozenset({{'power'}}) (DESIGN.md)")
-    elif "power" not in problems:
-        raise SolverCheckError(f"{name}.problems = {set(problems)} does not include 'power'; it cannot solve {env_id}")
+        _advice(f"{name} has no `problems` attribute; set e.g. problems = frozenset({{{family!r}}}) (DESIGN.md)")
+    elif family not in problems:
+        raise SolverCheckError(f"{name}.problems = {set(problems)} does not include {family!r}; it cannot solve {env_id}")
     if not isinstance(getattr(solver, "name", None), str):
         _advice(f"{name} has no string `name`; the registry and the harness report solvers by name")
     if callable(getattr(solver, "reset", None)):

@@ -143,33 +143,48 @@ def _parse_solvers(text: str | None) -> dict[str, str]:
 # --- subcommands --------------------------------------------------------------------------------------
 def _cmd_list(args) -> int:
     import solvers
-    from solvers.registry import describe
+    from solvers.registry import describe, problems_of
 
     from l2o_env.evaluation import KNOBS
+    from l2o_env.problems import PROBLEMS
 
     try:
         from l2o_env.scenarios import SCENARIOS
 
-        envs = [(s.env_id, s.description) for s in SCENARIOS.values()]
+        envs = [(s.env_id, s.description, s.problem) for s in SCENARIOS.values()]
     except ImportError as exc:  # pragma: no cover - scenarios is part of the package
-        envs = [("(scenarios unavailable)", f"{type(exc).__name__}: {exc}")]
+        envs = [("(scenarios unavailable)", f"{type(exc).__name__}: {exc}", "")]
     names = solvers.available()
     rows = []
     for name in names:
         try:
-            rows.append((name, describe(name) or "(no description)"))
+            rows.append((name, describe(name) or "(no description)", problems_of(name)))
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others
-            rows.append((name, f"(cannot be imported: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"))
-    width = max(len(n) for n, _ in envs + rows) + 2
-    print("Environments (gym.make ID):")
-    for n, d in envs:
-        print(f"  {n.ljust(width)}{d}")
-    print("\nSolvers (solvers.make name):")
-    for n, d in rows:
-        print(f"  {n.ljust(width)}{d}")
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            rows.append((name, f"(cannot be imported: {type(exc).__name__}: {first})", frozenset()))
+    width = max(len(r[0]) for r in envs + rows) + 2
+    families = list(PROBLEMS) + sorted({p for *_, p in envs if p and p not in PROBLEMS})
+    for fam in families:
+        title = {"power": "power control"}.get(fam, fam)
+        print(f"Problem {fam!r} ({title}); reference solver: {PROBLEMS[fam].reference_solver if fam in PROBLEMS else '?'}")
+        print("  Environments (gym.make ID):")
+        for n, d, p in envs:
+            if p == fam:
+                print(f"    {n.ljust(width)}{d}")
+        print("  Solvers (solvers.make name):")
+        for n, d, probs in rows:
+            if fam in probs:
+                print(f"    {n.ljust(width)}{d}")
+        print()
+    broken = [(n, d) for n, d, probs in rows if not probs]
+    if broken:
+        print("Solvers that cannot be imported:")
+        for n, d in broken:
+            print(f"    {n.ljust(width)}{d}")
+        print()
     shipped = _shipped_rows(names)
     if shipped:
-        print("\nShipped checkpoints (--solver-kwargs NAME.pretrained=TAG; pretrained=true picks the one trained "
+        print("Shipped checkpoints (--solver-kwargs NAME.pretrained=TAG; pretrained=true picks the one trained "
               "on the evaluated env):")
         tw = max(len(f"{n} {t}") for n, t, _ in shipped) + 2
         for n, t, d in shipped:
@@ -235,7 +250,7 @@ def _cmd_eval(args) -> int:
                           slots=1000 if args.slots is None else args.slots,
                           seed=0 if args.seed is None else args.seed, sweep=parse_sweep(args.sweep),
                           solver_kwargs=parse_solver_kwargs(args.solver_kwargs),
-                          reference=args.reference or "wmmse", episode_length=args.episode_length,
+                          reference=args.reference, episode_length=args.episode_length,
                           progress=progress)
     # files first: a closed stdout (`| head`) must not cost the results
     written = list(result.save(out)) if out is not None else []

@@ -2,7 +2,10 @@
 
 Solvers never import an env class; they train from :class:`ObservationSampler` (or
 :func:`sample_observations`), which draws from the same channel model, with the same keyword arguments
-and the same validation as ``gym.make(env_id, **env_kwargs)``.
+and the same validation as ``gym.make(env_id, **env_kwargs)``, through the same code: a batch of ``B``
+samples is the observation of a :class:`~l2o_env.envs.core.BatchSim` of ``B`` networks right after a
+reset (what the vector env shows after ``reset``), converted to float64. The values are therefore the
+env's float32 values exactly (gains, weights, positions rounded to float32; noise and pmax too).
 
 Every sample is an independent draw (the ``speed=None`` semantics of the env: a new layout and new
 fading per sample), except the ad hoc env's default ``topology="fixed"``: every sample shares the one
@@ -11,24 +14,39 @@ Graph Neural Networks for Efficient Power Allocation", IEEE TWC 2021, arXiv:2009
 layout follows the env's rule: ``model.sample_layout(np.random.default_rng(layout_seed), 1)`` with the
 ``layout_seed`` keyword (default 0), so a sampler and ``gym.make`` with the same keywords see the same
 layout, whatever the sampler's ``seed``. Mobility knobs (``speed``, ``slot_duration``) are validated but
-do not change the samples: each sample is a draw from the per-slot distribution.
+do not change the samples: each sample is a draw from the per-slot distribution. With ``speed=None`` the
+first batch of ``ObservationSampler(env_id, seed=s, **kw)(B)`` equals the first observation of
+``gym.make_vec(env_id, num_envs=B, **kw).reset(seed=s)`` (float64 instead of float32).
 
 >>> from l2o_env.data import ObservationSampler
 >>> sampler = ObservationSampler("PowerControl-IC-v0", seed=0, num_links=20)
 >>> batch = sampler(64)
 >>> batch["gain"].shape, batch["weight"].shape
 ((64, 20, 20), (64, 20))
+>>> sampler.env_id, sampler.env_kwargs
+('PowerControl-IC-v0', {'num_links': 20})
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
-from l2o_env.envs.core import F32_MAX, parse_config
+from l2o_env.envs.core import BatchSim, parse_config
+from l2o_env.validation import integer
 
 __all__ = ["ObservationSampler", "sample_observations"]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python numbers and lists (so ``env_kwargs`` is plain data)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
 
 
 class ObservationSampler:
@@ -45,18 +63,23 @@ class ObservationSampler:
             ``weights="random"`` draws U[0, 1] weights per sample and link; ``"proportional_fair"``
             depends on an episode's rate history and is refused here.
 
-    Returns (``sampler(batch)``): a dict with exactly the env's observation keys, as float64 arrays:
-        ``gain (B, K, K)``, ``weight (B, K)``, ``noise (B, K)`` (W), ``pmax (B, K)`` (W); geometric envs
-        add ``tx_pos`` and ``rx_pos`` ``(B, K, 2)`` in metres; the IMAC adds ``bs_gain (B, N, K)``.
+    Returns (``sampler(batch)``): a dict with exactly the env's observation keys, as float64 arrays
+    holding the env's float32 values: ``gain (B, K, K)``, ``weight (B, K)``, ``noise (B, K)`` (W),
+    ``pmax (B, K)`` (W); geometric envs add ``tx_pos`` and ``rx_pos`` ``(B, K, 2)`` in metres; the IMAC
+    adds ``bs_gain (B, N, K)``.
 
     Attributes:
+        env_id: the scenario (the registered ID without a ``module:`` prefix).
+        env_kwargs: the keyword arguments it was built with, as a plain dict (numpy scalars and arrays
+            converted to Python numbers and lists): ``gym.make(env_id, **env_kwargs)`` is the env it
+            samples from, and a checkpoint trained from it records them as ``meta["env_kwargs"]``.
+        seed: the seed.
         config: the validated :class:`~l2o_env.envs.core.EnvConfig`.
         observation_keys: the keys of every batch.
     """
 
     def __init__(self, env_id: str, seed: int = 0, **env_kwargs: Any):
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"ObservationSampler: seed must be an integer >= 0, got {seed!r}")
+        seed = integer("ObservationSampler", "seed", seed, minimum=0)
         self.config = parse_config(env_id, **env_kwargs)
         if self.config.weights == "proportional_fair":
             raise ValueError(
@@ -65,36 +88,21 @@ class ObservationSampler:
                 "(U[0,1] per link) to train for arbitrary weights, or step the env"
             )
         self.env_id = self.config.env_id
-        self.seed = int(seed)
+        self.env_kwargs = {key: _plain(val) for key, val in env_kwargs.items()}
+        self.seed = seed
         self.observation_keys = self.config.observation_keys
         self._rng = np.random.default_rng(self.seed)
-        # the configuration's fixed layout (from layout_seed, never from `seed`; read-only, shared)
-        self._fixed = self.config.fixed_layout
+        # every sample is a fresh slot: the speed=None dynamics whatever the speed knob says (a fixed
+        # topology keeps the configuration's layout, from layout_seed, never from `seed`)
+        self._sim_config = dataclasses.replace(self.config, speed=None, fading_correlation=None)
+        self._sim: BatchSim | None = None
 
     def __call__(self, batch: int) -> dict[str, np.ndarray]:
-        if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"ObservationSampler: batch must be an integer >= 1, got {batch!r}")
-        cfg, model, rng = self.config, self.config.model, self._rng
-        batch = int(batch)
-        if self._fixed is not None:
-            layout = self._fixed.take(np.zeros(batch, dtype=np.intp))
-        else:
-            layout = model.sample_layout(rng, batch)
-        fading = model.sample_fading(rng, batch)
-        k = cfg.num_links
-        out = {"gain": np.minimum(model.gain(layout, fading), F32_MAX)}
-        if cfg.weights == "random":
-            out["weight"] = rng.random((batch, k))
-        else:
-            out["weight"] = np.ones((batch, k))
-        out["noise"] = np.tile(cfg.noise, (batch, 1))
-        out["pmax"] = np.tile(cfg.pmax, (batch, 1))
-        if cfg.has_geometry:
-            out["tx_pos"] = np.array(layout.tx_pos, dtype=np.float64)
-            out["rx_pos"] = np.array(layout.rx_pos, dtype=np.float64)
-        for key, val in model.observation_extras(layout, fading).items():
-            out[key] = np.minimum(np.asarray(val, dtype=np.float64), F32_MAX)
-        return out
+        batch = integer("ObservationSampler", "batch", batch)
+        if self._sim is None or self._sim.batch != batch:
+            self._sim = BatchSim(self._sim_config, batch)
+        self._sim.reset(self._rng)
+        return {key: val.astype(np.float64) for key, val in self._sim.observation().items()}
 
     def __repr__(self) -> str:
         return f"ObservationSampler({self.env_id!r}, seed={self.seed}, K={self.config.num_links})"

@@ -1,8 +1,12 @@
-"""Env ID -> channel model, defaults, one-line description and paper citation.
+"""Env ID -> problem family, channel model, defaults, knobs, one-line description and paper citation.
 
-This is the one table behind the env registration, ``l2o list`` and the README's scenario table. The
-channel-model classes are imported lazily (``"module:Class"``), so importing this module is cheap and a
-scenario whose model file is missing fails only when it is built.
+This is the one table behind the env registration, ``l2o list`` and the README's scenario table, and
+the only place that lists env IDs: everything that differs between scenarios (which problem family,
+which channel model, which knobs apply) is a field of :class:`Scenario`, never a test on an ID
+elsewhere. Adding a power-control scenario is one row here plus one channel-model file
+(``l2o_env/channels/``); the registration, the env classes, the sampler and ``l2o list`` pick it up.
+The channel-model classes are imported lazily (``"module:Class"``), so importing this module is cheap
+and a scenario whose model file is missing fails only when it is built.
 
 >>> from l2o_env.scenarios import ENV_IDS, build_model
 >>> ENV_IDS
@@ -13,21 +17,20 @@ scenario whose model file is missing fails only when it is built.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from l2o_env.validation import integer, real
+from l2o_env.validation import choice, integer, name_unknown, real, suggest
 
 __all__ = ["Scenario", "SCENARIOS", "ENV_IDS", "get_scenario", "build_model", "model_class", "model_knobs"]
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One registered power-control scenario.
+    """One registered scenario (one row of the table, one Gymnasium ID).
 
     Attributes:
         env_id: the Gymnasium ID, e.g. ``"PowerControl-IMAC-v0"``.
@@ -36,8 +39,13 @@ class Scenario:
         description: one line for ``l2o list`` and the README table.
         citation: the paper the model follows, as plain text: authors, year, venue, arXiv id and the
             section (the full references are in the README's "References" section).
-        topology_knob: whether the env accepts ``topology="fixed"|"random"`` (ad hoc only).
-        default_topology: ``"fixed"`` (layout kept across episodes) or ``"random"``.
+        problem: the problem family (a name of ``l2o_env.problems.PROBLEMS``): it selects the env classes
+            (``l2o_env.envs.registration.ENTRY_POINTS``), the observation and action contract and the
+            solvers that apply.
+        snr_db_knob: whether the env accepts ``snr_db`` (``noise = pmax / 10^(snr_db/10)``): only
+            meaningful for unit-mean gains, where pmax / noise is the SNR (the Gaussian IC).
+        topology_knob: whether the env accepts ``topology="fixed"|"random"`` and ``layout_seed`` (ad hoc).
+        default_topology: ``"fixed"`` (one layout per configuration, kept across episodes) or ``"random"``.
     """
 
     env_id: str
@@ -45,8 +53,21 @@ class Scenario:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     citation: str = ""
+    problem: str = "power"
+    snr_db_knob: bool = False
     topology_knob: bool = False
     default_topology: str = "random"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id or ":" in self.env_id:
+            raise ValueError(f"Scenario: env_id must be a non-empty string without ':', got {self.env_id!r}")
+        if not isinstance(self.model, str) or self.model.count(":") != 1:
+            raise ValueError(f"Scenario {self.env_id}: model must be 'module:Class', got {self.model!r}")
+        choice(f"Scenario {self.env_id}", "default_topology", self.default_topology, ("fixed", "random"))
+        for flag in ("snr_db_knob", "topology_knob"):
+            choice(f"Scenario {self.env_id}", flag, getattr(self, flag), (True, False))
+        if self.default_topology == "fixed" and not self.topology_knob:
+            raise ValueError(f"Scenario {self.env_id}: default_topology='fixed' needs topology_knob=True")
 
 
 _TABLE = (
@@ -57,6 +78,7 @@ _TABLE = (
         description="K-link Gaussian interference channel, h_ij ~ CN(0,1), pmax = noise = 1 (SNR 0 dB)",
         citation=("Sun et al. 2018, 'Learning to Optimize', IEEE TSP, arXiv:1705.09412, Sec. V-A; "
                   "Shen et al. 2021 (WCGCN), IEEE JSAC, arXiv:2007.07632, Table I"),
+        snr_db_knob=True,
     ),
     Scenario(
         env_id="PowerControl-IMAC-v0",
@@ -85,7 +107,10 @@ _TABLE = (
     ),
 )
 
-SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.env_id: s for s in _TABLE})
+# the read-only view SCENARIOS and the list ENV_IDS are the public API; they are built from _TABLE only
+_BY_ID: dict[str, Scenario] = {s.env_id: s for s in _TABLE}
+assert len(_BY_ID) == len(_TABLE), "duplicate env ID in the scenario table"
+SCENARIOS: Mapping[str, Scenario] = MappingProxyType(_BY_ID)
 ENV_IDS: list[str] = [s.env_id for s in _TABLE]
 
 
@@ -100,9 +125,7 @@ def get_scenario(env_id: str) -> Scenario:
         raise TypeError(f"env_id must be a string such as {ENV_IDS[0]!r}, got {type(env_id).__name__}")
     key = _strip_namespace(env_id)
     if key not in SCENARIOS:
-        close = difflib.get_close_matches(key, ENV_IDS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown env_id {env_id!r}.{hint} Known IDs: {', '.join(ENV_IDS)}")
+        raise ValueError(f"unknown env_id {env_id!r}.{suggest(key, ENV_IDS)} Known IDs: {', '.join(ENV_IDS)}")
     return SCENARIOS[key]
 
 
@@ -149,12 +172,9 @@ def build_model(env_id: str, **model_kwargs: Any):
             )
     unknown = [k for k in kwargs if k not in knobs]
     if unknown:
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, knobs, n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ValueError(
-            f"{scenario.env_id}: unknown channel-model keyword(s) {', '.join(hints)}; {cls.__name__} accepts {list(knobs)}"
+            f"{scenario.env_id}: unknown channel-model keyword(s) {name_unknown(unknown, knobs)}; {cls.__name__} "
+            f"accepts {list(knobs)}"
         )
     for name in ("num_links", "num_cells"):
         if name in kwargs:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["integer", "real", "choice", "suggest"]
+__all__ = ["integer", "real", "choice", "suggest", "name_unknown"]
 
 
 def integer(owner: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -51,6 +51,16 @@ def suggest(value: Any, allowed: Iterable[Any]) -> str:
     names = [a for a in allowed if isinstance(a, str)]
     close = difflib.get_close_matches(str(value), names, n=1) if isinstance(value, str) else []
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def name_unknown(names: Iterable[str], allowed: Iterable[str]) -> str:
+    """``"'num_linkz' (did you mean 'num_links'?), 'foo'"``: unknown keywords listed with their near misses."""
+    allowed = sorted(allowed)
+    parts = []
+    for k in names:
+        close = difflib.get_close_matches(str(k), allowed, n=1)
+        parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ", ".join(parts)
 
 
 def choice(owner: str, name: str, value: Any, allowed: Iterable[Any]) -> Any:

@@ -1,8 +1,8 @@
 """Wrappers for RL libraries. :class:`FlattenPowerControl` turns a power-control env into the flat
 Box-in / Box-out env that stable-baselines3 prefers (its ``check_env`` passes through it).
 
-The transforms are plain functions on dicts of arrays (any leading batch axes), so a solver can apply
-the same observation transform to data that no env produced (the SB3 solver adapter does):
+The transforms are plain functions on dicts of arrays (any leading batch axes), so the same observation
+transform applies to data that no env produced (e.g. an ``ObservationSampler`` batch):
 
 - :func:`flatten_observation`: ``gain (..., K, K)``, ``weight``, ``noise``, ``pmax`` ``(..., K)`` ->
   ``(..., K*K + K)`` float32;
@@ -16,6 +16,8 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from l2o_env.problems.power import POWER_KEYS
 
 __all__ = ["FlattenPowerControl", "flatten_observation", "action_to_power", "power_to_action", "LOG_SCALE", "LOG_CLIP"]
 
@@ -93,7 +95,7 @@ class FlattenPowerControl(gym.Wrapper):
     def __init__(self, env: gym.Env):
         super().__init__(env)
         space = env.observation_space
-        if not isinstance(space, spaces.Dict) or not {"gain", "weight", "noise", "pmax"} <= set(space.spaces):
+        if not isinstance(space, spaces.Dict) or not set(POWER_KEYS) <= set(space.spaces):
             raise ValueError(
                 "FlattenPowerControl: env must have a power-control Dict observation space with keys "
                 f"gain/weight/noise/pmax, got {space}"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
-__all__ = ["make", "available", "register", "describe", "plain_text", "factory"]
+from l2o_env.validation import suggest
+
+__all__ = ["make", "available", "register", "describe", "plain_text", "factory", "problems_of"]
 
 ENTRY_POINT_GROUP = "l2o_env.solvers"
 
@@ -43,9 +44,29 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def available() -> list[str]:
-    """Every solver name :func:`make` accepts: built-in, registered at runtime, and entry points."""
-    return sorted(set(_BUILTIN) | set(_RUNTIME) | set(_entry_points()))
+def available(problem: str | None = None) -> list[str]:
+    """Every solver name :func:`make` accepts: built-in, registered at runtime, and entry points.
+
+    ``problem`` (e.g. ``"power"``): only the solvers whose ``problems`` attribute includes that family; a
+    factory without the attribute counts as power control (the first family, what such plugins predate),
+    and a plugin that fails to import is left out of a filtered list (``l2o list`` shows why).
+    """
+    names = sorted(set(_BUILTIN) | set(_RUNTIME) | set(_entry_points()))
+    if problem is None:
+        return names
+    from l2o_env.problems import get_problem
+
+    get_problem(problem)  # an unknown family is an error, not an empty list
+    return [n for n in names if problem in problems_of(n)]
+
+
+def problems_of(name: str) -> frozenset[str]:
+    """The problem families solver ``name`` declares (``frozenset()`` when it cannot be imported)."""
+    try:
+        target = _resolve(name)
+    except (ImportError, ValueError):
+        return frozenset()
+    return frozenset(getattr(target, "problems", None) or {"power"})
 
 
 def _resolve(name: str) -> Callable[..., Any]:
@@ -61,9 +82,7 @@ def _resolve(name: str) -> Callable[..., Any]:
         except Exception as exc:  # a broken plugin must say which one it is
             raise ImportError(f"solver {name!r}: the entry point {eps[name].value!r} (group {ENTRY_POINT_GROUP!r}) "
                               f"failed to load: {type(exc).__name__}: {exc}") from exc
-    close = difflib.get_close_matches(name, available(), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown solver {name!r}.{hint} Available: {', '.join(available())}")
+    raise ValueError(f"unknown solver {name!r}.{suggest(name, available())} Available: {', '.join(available())}")
 
 
 def factory(name: str) -> Callable[..., Any]:

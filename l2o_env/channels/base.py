@@ -33,7 +33,6 @@ __all__ = [
     "jakes_correlation",
     "complex_normal",
     "SPEED_OF_LIGHT",
-    "pairwise_distance",
     "pairwise_sq_distance",
     "reflect_in_box",
     "heading_vector",
@@ -184,16 +183,10 @@ class ChannelModel(ABC):
 
 
 # --- small geometry / validation helpers shared by the geometric models ------------------------
-def pairwise_distance(rx: np.ndarray, tx: np.ndarray, min_distance: float = 0.0) -> np.ndarray:
-    """Distances ``(B, R, K)`` in metres from every transmitter ``tx (B, K, 2)`` to every receiver
-    ``rx (B, R, 2)``, clipped below at ``min_distance`` (path-loss laws diverge at d -> 0)."""
-    diff = rx[:, :, None, :] - tx[:, None, :, :]
-    return np.maximum(np.hypot(diff[..., 0], diff[..., 1]), min_distance)
-
-
 def pairwise_sq_distance(rx: np.ndarray, tx: np.ndarray, min_distance: float = 0.0) -> np.ndarray:
-    """Squared distances ``(B, R, K)`` in m^2 (see :func:`pairwise_distance`), clipped below at
-    ``min_distance**2``; cheaper when the path loss is a power of the distance (no square root)."""
+    """Squared distances ``(B, R, K)`` in m^2 from every transmitter ``tx (B, K, 2)`` to every receiver
+    ``rx (B, R, 2)``, clipped below at ``min_distance**2`` (path-loss laws diverge at d -> 0); squared
+    because every path loss here is a power of the distance (no square root needed)."""
     dx = rx[:, :, None, 0] - tx[:, None, :, 0]
     dy = rx[:, :, None, 1] - tx[:, None, :, 1]
     d2 = dx * dx

@@ -1,8 +1,12 @@
 """Batched power-control dynamics: one home for the Env, the VectorEnv and the ObservationSampler.
 
 Nothing here knows Gymnasium. :func:`parse_config` turns the keyword arguments of ``gym.make`` into a
-validated :class:`EnvConfig`; :class:`BatchSim` holds the state of ``B`` networks (the batch axis of the
-channel model is the env axis of the vector env; the single env is ``B = 1``) and advances it one slot.
+validated :class:`EnvConfig` (per-scenario behaviour comes from the row of ``l2o_env.scenarios``, never
+from the env ID itself); :class:`BatchSim` holds the state of ``B`` networks (the batch axis of the
+channel model is the env axis of the vector env; the single env is ``B = 1``; a sampler batch is ``B``
+fresh networks), advances it one slot and assembles the observation (:meth:`BatchSim.observation`).
+The power-control contract itself (action check and clip, spaces, ``PF_MIN_RATE``) lives in
+:mod:`l2o_env.problems.power`; ``check_action``, ``clip_power`` and ``PF_MIN_RATE`` are re-exported here.
 
 Slot dynamics (per network, all networks in one numpy call):
 
@@ -30,17 +34,16 @@ Observed values are float32; the reward is computed from exactly the float32 val
 
 from __future__ import annotations
 
-import difflib
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from l2o_env.channels.base import ChannelModel, Layout, evolve_fading, jakes_correlation
+from l2o_env.problems.power import PF_MIN_RATE, check_action, clip_power
 from l2o_env.rates import link_rates
-from l2o_env.scenarios import Scenario, build_model, get_scenario, model_knobs
-from l2o_env.validation import integer, real
+from l2o_env.scenarios import SCENARIOS, Scenario, build_model, get_scenario, model_knobs
+from l2o_env.validation import choice, integer, name_unknown, real
 
 __all__ = [
     "EnvConfig",
@@ -58,7 +61,7 @@ __all__ = [
 ]
 
 F32_MAX = float(np.finfo(np.float32).max)
-PF_MIN_RATE = 1e-2  # bit/s/Hz: caps proportional-fair weights at 100 for a link that is starved
+# PF_MIN_RATE (bit/s/Hz, from l2o_env.problems.power): caps proportional-fair weights at 100 for a starved link
 PF_INIT_RATE = 1.0  # bit/s/Hz: the averaged rate at reset, so the first slot has weights 1
 WEIGHT_MODES = ("uniform", "random", "proportional_fair")
 TOPOLOGIES = ("fixed", "random")
@@ -160,9 +163,10 @@ def _per_link(env_id: str, name: str, value: Any, k: int, unit: str) -> np.ndarr
 def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     """Validate the keywords of ``gym.make(env_id, **kwargs)`` and build the channel model.
 
-    Env knobs (:data:`ENV_KNOBS`): ``noise``, ``pmax`` (W, scalar or per link), ``snr_db`` (IC only:
-    ``noise = pmax / 10^(snr_db/10)``), ``speed`` (m/s or None), ``slot_duration`` (s, default 0.02),
-    ``weights``, ``topology`` (ad hoc only), ``pf_smoothing``, ``layout_seed`` (ad hoc with
+    Env knobs (:data:`ENV_KNOBS`): ``noise``, ``pmax`` (W, scalar or per link), ``snr_db`` (scenarios
+    with ``Scenario.snr_db_knob``, the IC: ``noise = pmax / 10^(snr_db/10)``), ``speed`` (m/s or None),
+    ``slot_duration`` (s, default 0.02), ``weights``, ``topology`` (scenarios with
+    ``Scenario.topology_knob``, the ad hoc env), ``pf_smoothing``, ``layout_seed`` (those scenarios with
     ``topology="fixed"`` only: integer >= 0, default 0); defaults in :data:`ENV_DEFAULTS`. Every other
     keyword goes to the channel model (``num_links``, ``num_cells``, ``density``, ``carrier_frequency``,
     ...). Anything invalid raises a ValueError that names the keyword, the value and what is allowed.
@@ -177,11 +181,7 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     allowed = set(knobs) | set(ENV_KNOBS) | {"density"}
     unknown = [k for k in kwargs if k not in allowed]
     if unknown:
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, sorted(allowed), n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ValueError(f"{env_id}: unknown keyword(s) {', '.join(hints)}; allowed: {sorted(allowed)}")
+        raise ValueError(f"{env_id}: unknown keyword(s) {name_unknown(unknown, allowed)}; allowed: {sorted(allowed)}")
 
     env_kw = {k: kwargs[k] for k in ENV_KNOBS if k in kwargs}
     model_kw = {k: v for k, v in kwargs.items() if k not in ENV_KNOBS}
@@ -195,26 +195,23 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     if slot_duration <= 0:
         raise ValueError(f"{env_id}: slot_duration must be > 0 seconds, got {slot_duration!r}")
 
-    weights = env_kw.get("weights", ENV_DEFAULTS["weights"])
-    if weights not in WEIGHT_MODES:
-        raise ValueError(f"{env_id}: weights must be one of {WEIGHT_MODES}, got {weights!r}")
+    weights = choice(env_id, "weights", env_kw.get("weights", ENV_DEFAULTS["weights"]), WEIGHT_MODES)
 
     if scenario.topology_knob:
-        topology = env_kw.get("topology", scenario.default_topology)
-        if topology not in TOPOLOGIES:
-            raise ValueError(f"{env_id}: topology must be one of {TOPOLOGIES}, got {topology!r}")
+        topology = choice(env_id, "topology", env_kw.get("topology", scenario.default_topology), TOPOLOGIES)
     else:
         if "topology" in env_kw:
             raise ValueError(
-                f"{env_id}: topology={env_kw['topology']!r} is not a knob of this env (only the ad hoc env keeps "
-                "a fixed topology); its layout is redrawn every episode (every slot with speed=None)"
+                f"{env_id}: topology={env_kw['topology']!r} is not a knob of this env (only {_with('topology_knob')} "
+                "keep a fixed topology); its layout is redrawn every episode (every slot with speed=None)"
             )
         topology = scenario.default_topology
     if "layout_seed" in env_kw:
         if not scenario.topology_knob:
             raise ValueError(
-                f"{env_id}: layout_seed={env_kw['layout_seed']!r} is not a knob of this env (only the ad hoc env "
-                "keeps a fixed topology); its layout is redrawn every episode (every slot with speed=None)"
+                f"{env_id}: layout_seed={env_kw['layout_seed']!r} is not a knob of this env (only "
+                f"{_with('topology_knob')} keep a fixed topology); its layout is redrawn every episode (every slot "
+                "with speed=None)"
             )
         if topology != "fixed":
             raise ValueError(
@@ -237,9 +234,9 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
                 f"default {env_knob}), not both"
             )
     if "snr_db" in env_kw:
-        if env_id != "PowerControl-IC-v0":
+        if not scenario.snr_db_knob:
             raise ValueError(
-                f"{env_id}: snr_db is only defined for PowerControl-IC-v0 (unit-mean gains, SNR = pmax/noise); "
+                f"{env_id}: snr_db is only defined for {_with('snr_db_knob')} (unit-mean gains, SNR = pmax/noise); "
                 "set noise= (W) instead"
             )
         if "noise" in env_kw:
@@ -289,45 +286,18 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     )
 
 
-def check_action(action: Any, shape: tuple[int, ...], who: str) -> np.ndarray:
-    """Validate an action and return it as a new float64 array (never a view of the caller's data).
-
-    Raises a ValueError naming the problem for a non-numeric dtype, a wrong shape, or NaN/inf entries
-    (listing their indices). Out-of-range values are not an error here: the env clips and counts them.
-    """
-    if type(action) is not np.ndarray:
-        try:
-            action = np.asarray(action)
-        except Exception as exc:  # ragged lists and the like
-            raise ValueError(f"{who}: action must be a numeric array of shape {shape}, got {type(action).__name__}") from exc
-    if action.dtype.kind not in "fiu":
-        raise ValueError(
-            f"{who}: action must be a real numeric array (float or int powers in watts), got dtype {action.dtype}"
-        )
-    if action.shape != shape:
-        raise ValueError(f"{who}: action must have shape {shape} (one power per link), got {action.shape}")
-    power = action.astype(np.float64)  # a copy: later in-place edits by the caller cannot reach the env
-    # one reduction catches any NaN/inf (the sum is then NaN/inf); the exact test runs only when the
-    # sum is not finite, which finite entries can also cause by overflowing
-    if not math.isfinite(power.sum()) and not np.isfinite(power).all():
-        bad = np.argwhere(~np.isfinite(power))
-        where = [tuple(int(i) for i in b) if len(b) > 1 else int(b[0]) for b in bad[:10]]
-        raise ValueError(f"{who}: action contains NaN or inf at index {where}; powers must be finite watts")
-    return power
-
-
-def clip_power(power: np.ndarray, pmax: np.ndarray, pmax_low: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clip ``power (..., K)`` into ``[0, pmax]``; returns the feasible powers and the number of clipped
-    entries per row (``(...)`` ints). ``pmax_low``: the smallest entry of ``pmax``."""
-    if power.min() >= 0.0 and power.max() <= pmax_low:
-        # the common case (a policy that respects the Box) costs two reductions and no copy
-        return power, (0 if power.ndim == 1 else np.zeros(power.shape[:-1], dtype=np.int64))
-    feasible = np.minimum(np.maximum(power, 0.0), pmax)
-    return feasible, np.count_nonzero(feasible != power, axis=-1)
+def _with(flag: str) -> str:
+    """The env IDs whose scenario sets ``flag`` (e.g. ``"snr_db_knob"``), for error messages."""
+    ids = [sid for sid, sc in SCENARIOS.items() if getattr(sc, flag)]
+    return ", ".join(ids) if ids else "no registered env"
 
 
 class BatchSim:
     """The state of ``batch`` networks of one :class:`EnvConfig`, advanced one slot at a time.
+
+    The single env is a ``BatchSim`` of one network, the native vector env one of ``num_envs`` networks,
+    and an ``ObservationSampler`` batch is :meth:`observation` right after :meth:`reset` of ``batch``
+    networks (with ``speed=None``: an independent draw; a fixed topology: its layout, fresh fading).
 
     Attributes (all with the batch axis first):
         gain: ``(B, K, K)`` float32, the observed gains the next action answers.
@@ -366,6 +336,8 @@ class BatchSim:
         )
         self._clamp = config.has_geometry
         self._uniform = config.weights == "uniform"
+        self._noise32 = config.noise.astype(np.float32)
+        self._pmax32 = config.pmax.astype(np.float32)
 
     # --- weights ----------------------------------------------------------------------------
     def _draw_weights(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -465,6 +437,36 @@ class BatchSim:
             self.fading = evolve_fading(self.fading, rng, self.config.fading_correlation)
         self._observe()
 
+    def observation(self, row: int | None = None) -> dict[str, np.ndarray]:
+        """The current observation as new float32 arrays (never views of the state).
+
+        ``row=None``: all ``B`` networks, batch axis first: ``gain (B, K, K)``, ``weight``, ``noise``,
+        ``pmax`` ``(B, K)``, then the extras (``tx_pos``, ``rx_pos`` ``(B, K, 2)`` for geometric models,
+        the model's keys such as ``bs_gain (B, N, K)``), in the order of
+        :attr:`EnvConfig.observation_keys`. ``row=i``: network ``i`` alone, without the batch axis (the
+        single env's observation).
+        """
+        if row is not None:
+            obs = {
+                "gain": self.gain[row].copy(),
+                "weight": self.weight[row].astype(np.float32),
+                "noise": self._noise32.copy(),
+                "pmax": self._pmax32.copy(),
+            }
+            for key, val in self.extras.items():
+                obs[key] = val[row].copy()
+            return obs
+        b = self.batch
+        obs = {
+            "gain": self.gain.copy(),
+            "weight": self.weight.astype(np.float32),
+            "noise": np.tile(self._noise32, (b, 1)),
+            "pmax": np.tile(self._pmax32, (b, 1)),
+        }
+        for key, val in self.extras.items():
+            obs[key] = val.copy()
+        return obs
+
     def _f32(self, gain: np.ndarray) -> np.ndarray:
         # gains beyond float32 (a receiver on top of an interferer at high density) are clamped so that
         # the observation and the reward stay finite
@@ -508,8 +510,6 @@ class SimHolder:
         self._who = who
         self._pmax = self.config.pmax
         self._pmax_low = float(self._pmax.min())
-        self._noise32 = self.config.noise.astype(np.float32)
-        self._pmax32 = self.config.pmax.astype(np.float32)
         self._ready = False
 
     @property

@@ -1,7 +1,10 @@
-"""Gymnasium power-control envs: one slot = one channel state, one power vector, one weighted sum rate.
+"""Gymnasium power-control env: one slot = one channel state, one power vector, one weighted sum rate.
 
-The dynamics live in :mod:`l2o_env.envs.core` (shared with the native vector env and the
-``ObservationSampler``); this module adds the Gymnasium API, the spaces and the per-ID classes.
+One class, :class:`PowerControlEnv`, serves every power-control scenario of :mod:`l2o_env.scenarios`:
+the registration passes the scenario as ``kwargs={"env_id": ID}`` and the scenario's row sets the
+channel model, the defaults and which knobs apply (``snr_db_knob``, ``topology_knob``). The dynamics
+live in :mod:`l2o_env.envs.core` (shared with the native vector env and the ``ObservationSampler``);
+the spaces and the action check in :mod:`l2o_env.problems.power`; this module adds the Gymnasium API.
 """
 
 from __future__ import annotations
@@ -10,51 +13,68 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec, registry
 
-from l2o_env.envs.core import PF_MIN_RATE, EnvConfig, SimHolder, check_action, clip_power, parse_config
+from l2o_env.envs.core import EnvConfig, SimHolder, clip_power, parse_config
+from l2o_env.problems import Problem, get_problem
+from l2o_env.problems.power import single_action_space, single_observation_space
+from l2o_env.scenarios import get_scenario
 
-__all__ = [
-    "PowerControlEnv",
-    "ICPowerControlEnv",
-    "IMACPowerControlEnv",
-    "AdHocPowerControlEnv",
-    "D2DPowerControlEnv",
-    "single_observation_space",
-    "single_action_space",
-]
-
-_INF = np.float32(np.inf)
+__all__ = ["PowerControlEnv", "ScenarioEnvMixin", "single_observation_space", "single_action_space"]
 
 
-def single_observation_space(cfg: EnvConfig) -> spaces.Dict:
-    """The Dict observation space of one network of ``cfg`` (float32 everywhere)."""
-    k = cfg.num_links
-    f32 = np.float32
-    # (a degenerate Box with low == high, exact for constant noise, would make every gym.make warn)
-    w_high = 1.0 / PF_MIN_RATE if cfg.weights == "proportional_fair" else 1.0
-    d = {
-        "gain": spaces.Box(0.0, _INF, (k, k), f32),
-        "weight": spaces.Box(0.0, f32(w_high), (k,), f32),
-        "noise": spaces.Box(0.0, _INF, (k,), f32),
-        "pmax": spaces.Box(0.0, _INF, (k,), f32),
-    }
-    if cfg.has_geometry:
-        d["tx_pos"] = spaces.Box(-_INF, _INF, (k, 2), f32)
-        d["rx_pos"] = spaces.Box(-_INF, _INF, (k, 2), f32)
-    for key, shape in cfg.extra_shapes.items():
-        low = 0.0 if key.endswith("gain") else -_INF
-        d[key] = spaces.Box(low, _INF, shape, f32)
-    return spaces.Dict(d)
+class ScenarioEnvMixin(SimHolder):
+    """What the single env and the native vector env of one problem family share beyond the simulator:
+    building the validated configuration of a scenario, its :class:`~l2o_env.problems.Problem`, and
+    guarding the ``spec`` that ``gym.make`` attaches.
+
+    ``gym.make(ID, **kw)`` merges the registered ``kwargs={"env_id": ID}`` with ``kw``, so a user's
+    ``env_id=`` would silently build another scenario under ``ID``'s name. ``gym.make`` sets ``env.spec``
+    right after construction; the setter compares the scenario that ``spec.id`` was registered with to
+    the one built and raises a ValueError when they differ (an ID registered without an ``env_id``
+    keyword, e.g. by a user with ``entry_point=PowerControlEnv``, is not checked).
+    """
+
+    problem_name: str = "power"
+
+    def _configure(self, env_id: str | None, render_mode: str | None, kwargs: dict[str, Any], who: str) -> None:
+        if not env_id:
+            raise ValueError(
+                f"{who}: pass env_id (one of l2o_env.scenarios.ENV_IDS), e.g. gym.make(ID) passes it from the registration"
+            )
+        scenario = get_scenario(env_id)
+        if scenario.problem != self.problem_name:
+            raise ValueError(
+                f"{who}: {scenario.env_id} is a {scenario.problem!r} scenario, not {self.problem_name!r}; "
+                f"build it with gym.make({scenario.env_id!r})"
+            )
+        if render_mode is not None:
+            raise ValueError(f"{scenario.env_id}: render_mode={render_mode!r} is not supported (this env has no rendering)")
+        self.config: EnvConfig = parse_config(scenario.env_id, **kwargs)
+        self.env_id = self.config.env_id
+        self.problem: Problem = get_problem(self.problem_name)
+        self.num_links = self.config.num_links
+        self.render_mode = None
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        """The ``EnvSpec`` that ``gym.make`` / ``gym.make_vec`` attached (None when built directly)."""
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, spec: EnvSpec | None) -> None:
+        if spec is not None:
+            registered = registry.get(spec.id)
+            want = None if registered is None else registered.kwargs.get("env_id")
+            if want is not None and get_scenario(want).env_id != self.env_id:
+                raise ValueError(
+                    f"{spec.id}: env_id={self.env_id!r} conflicts with the scenario this ID is registered with "
+                    f"({want!r}); drop the env_id keyword, or make {self.env_id!r} itself"
+                )
+        self.__dict__["_spec"] = spec
 
 
-def single_action_space(cfg: EnvConfig) -> spaces.Box:
-    """``Box(0, pmax, (K,), float32)``: transmit powers in watts."""
-    pmax = cfg.pmax.astype(np.float32)
-    return spaces.Box(np.zeros_like(pmax), pmax, dtype=np.float32)
-
-
-class PowerControlEnv(SimHolder, gym.Env):
+class PowerControlEnv(ScenarioEnvMixin, gym.Env):
     r"""Weighted-sum-rate power control on a K-link interference network (one slot per step).
 
     ## Description
@@ -64,10 +84,11 @@ class PowerControlEnv(SimHolder, gym.Env):
     the power budgets) and answers with a transmit power per link. The reward is the weighted sum rate
     that this power vector achieves on that channel state. The channel then moves to the next slot.
 
-    The channel model depends on the ID (``l2o_env.scenarios``): ``PowerControl-IC-v0`` (Gaussian
+    The channel model, its defaults and the knobs that apply come from the scenario of the ID (one row
+    of ``l2o_env.scenarios``, passed by the registration as ``env_id``): ``PowerControl-IC-v0`` (Gaussian
     interference channel, Sun et al. 2018 Sec. V-A), ``PowerControl-IMAC-v0`` (interfering multiple
     access, ibid.), ``PowerControl-AdHoc-v0`` (UWMMSE paper, Sec. IV), ``PowerControl-D2D-v0`` (WCGCN
-    paper, Sec. V-B). Gains follow DESIGN.md: ``gain[i, j] = |h_ij|^2`` from transmitter ``j`` to the
+    paper, Sec. V-B), and any row added to the table. Gains follow DESIGN.md: ``gain[i, j] = |h_ij|^2`` from transmitter ``j`` to the
     receiver of link ``i`` (row = receiver, diagonal = direct links).
 
     ## Action Space
@@ -134,9 +155,9 @@ class PowerControlEnv(SimHolder, gym.Env):
     | ``weights`` | "uniform" | "uniform", "random" (U[0,1] per link and episode), "proportional_fair" |
     | ``pf_smoothing`` | 0.1 | beta of the proportional-fair average ``R <- (1-beta) R + beta r`` |
     | ``noise``, ``pmax`` | model's | W, scalar or per link |
-    | ``snr_db`` | - | IC only: ``noise = pmax / 10^(snr_db/10)`` (WCGCN's "10 dB") |
-    | ``topology`` | "fixed" | AdHoc only: "fixed" (one layout for every episode and sub-env) or "random" (a new one per episode) |
-    | ``layout_seed`` | 0 | AdHoc with ``topology="fixed"`` only: integer >= 0, the fixed layout is ``sample_layout(default_rng(layout_seed), 1)`` |
+    | ``snr_db`` | - | scenarios with ``snr_db_knob`` (the IC): ``noise = pmax / 10^(snr_db/10)`` (WCGCN's "10 dB") |
+    | ``topology`` | scenario's | scenarios with ``topology_knob`` (AdHoc, default "fixed"): "fixed" (one layout for every episode and sub-env) or "random" (a new one per episode) |
+    | ``layout_seed`` | 0 | with ``topology="fixed"`` only: integer >= 0, the fixed layout is ``sample_layout(default_rng(layout_seed), 1)`` |
     | model knobs | | IMAC ``cell_radius``, ``inner_radius``, ``cell_shape``; AdHoc ``noise_std``; D2D ``pair_distance`` ... |
 
     With a speed, positions move ``speed * slot_duration`` m per slot and path loss is recomputed;
@@ -156,35 +177,16 @@ class PowerControlEnv(SimHolder, gym.Env):
     """
 
     metadata = {"render_modes": []}
-    #: the registered ID this class implements (set by the per-ID subclasses)
-    ENV_ID: str = ""
 
     def __init__(self, env_id: str | None = None, render_mode: str | None = None, **kwargs: Any):
-        env_id = env_id or self.ENV_ID
-        if not env_id:
-            raise ValueError("PowerControlEnv: pass env_id (one of l2o_env.scenarios.ENV_IDS) or use a per-ID subclass")
-        if render_mode is not None:
-            raise ValueError(f"{env_id}: render_mode={render_mode!r} is not supported (this env has no rendering)")
-        self.config = parse_config(env_id, **kwargs)
-        self.env_id = self.config.env_id
-        self.num_links = self.config.num_links
-        self.render_mode = None
-        self.observation_space = single_observation_space(self.config)
-        self.action_space = single_action_space(self.config)
+        self._configure(env_id, render_mode, kwargs, "PowerControlEnv")
+        self.observation_space = self.problem.observation_space(self.config)
+        self.action_space = self.problem.action_space(self.config)
         self._init_sim(1, (self.num_links,), f"{self.env_id}.step", count_steps=False)
         self._uniform = self.config.weights == "uniform"
 
     def _obs(self) -> dict[str, np.ndarray]:
-        sim = self._sim
-        obs = {
-            "gain": sim.gain[0].copy(),
-            "weight": sim.weight[0].astype(np.float32),
-            "noise": self._noise32.copy(),
-            "pmax": self._pmax32.copy(),
-        }
-        for key, val in sim.extras.items():
-            obs[key] = val[0].copy()
-        return obs
+        return self._sim.observation(0)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -197,7 +199,7 @@ class PowerControlEnv(SimHolder, gym.Env):
     def step(self, action):
         if not self._ready:
             raise ValueError(f"{self.env_id}: step() called before reset(); call env.reset(seed=...) first")
-        power = check_action(action, self._shape, self._who)
+        power = self.problem.check_action(action, self._shape, self._who)
         feasible, clipped = clip_power(power, self._pmax, self._pmax_low)
         sim = self._sim
         rates, wsr = sim.rates(feasible[None])
@@ -208,38 +210,3 @@ class PowerControlEnv(SimHolder, gym.Env):
         info = {"rates": r, "sum_rate": sum_rate, "clipped": int(clipped)}
         return self._obs(), reward, False, False, info
 
-
-class ICPowerControlEnv(PowerControlEnv):
-    """``PowerControl-IC-v0``: Gaussian interference channel (Sun et al. 2018, Sec. V-A); see :class:`PowerControlEnv`."""
-
-    ENV_ID = "PowerControl-IC-v0"
-
-    def __init__(self, render_mode: str | None = None, **kwargs: Any):
-        super().__init__(self.ENV_ID, render_mode=render_mode, **kwargs)
-
-
-class IMACPowerControlEnv(PowerControlEnv):
-    """``PowerControl-IMAC-v0``: interfering multiple-access channel (Sun et al. 2018, Sec. V-A); see :class:`PowerControlEnv`."""
-
-    ENV_ID = "PowerControl-IMAC-v0"
-
-    def __init__(self, render_mode: str | None = None, **kwargs: Any):
-        super().__init__(self.ENV_ID, render_mode=render_mode, **kwargs)
-
-
-class AdHocPowerControlEnv(PowerControlEnv):
-    """``PowerControl-AdHoc-v0``: ad hoc network of the UWMMSE paper (Sec. IV); see :class:`PowerControlEnv`."""
-
-    ENV_ID = "PowerControl-AdHoc-v0"
-
-    def __init__(self, render_mode: str | None = None, **kwargs: Any):
-        super().__init__(self.ENV_ID, render_mode=render_mode, **kwargs)
-
-
-class D2DPowerControlEnv(PowerControlEnv):
-    """``PowerControl-D2D-v0``: D2D weighted sum rate of the WCGCN paper (Sec. V-B); see :class:`PowerControlEnv`."""
-
-    ENV_ID = "PowerControl-D2D-v0"
-
-    def __init__(self, render_mode: str | None = None, **kwargs: Any):
-        super().__init__(self.ENV_ID, render_mode=render_mode, **kwargs)

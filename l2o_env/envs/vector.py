@@ -1,6 +1,7 @@
 """Native batched vector env: ``B`` networks stepped in one numpy call (no Python loop over envs).
 
-``gym.make_vec(ID, num_envs=B)`` (or ``vectorization_mode="vector_entry_point"``) builds it. The batch
+One class for every power-control scenario: ``gym.make_vec(ID, num_envs=B)`` (or
+``vectorization_mode="vector_entry_point"``) builds it with the registered ``kwargs={"env_id": ID}``. The batch
 axis of the channel model is the env axis: one ``sample_layout(rng, B)``, one ``sample_fading(rng, B)``,
 one ``rates.link_rates`` on ``(B, K, K)`` per step. A fixed topology (ad hoc default) is one layout shared
 by all ``B`` sub-envs (``layout_seed``), not ``B`` layouts.
@@ -14,19 +15,14 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from l2o_env.envs.core import SimHolder, check_action, clip_power, parse_config
-from l2o_env.envs.power_control import single_action_space, single_observation_space
+from l2o_env.envs.core import clip_power
+from l2o_env.envs.power_control import ScenarioEnvMixin
+from l2o_env.validation import integer
 
-__all__ = [
-    "PowerControlVectorEnv",
-    "ICPowerControlVectorEnv",
-    "IMACPowerControlVectorEnv",
-    "AdHocPowerControlVectorEnv",
-    "D2DPowerControlVectorEnv",
-]
+__all__ = ["PowerControlVectorEnv"]
 
 
-class PowerControlVectorEnv(SimHolder, VectorEnv):
+class PowerControlVectorEnv(ScenarioEnvMixin, VectorEnv):
     """``num_envs`` independent copies of a power-control env (:class:`~l2o_env.envs.power_control.PowerControlEnv`), batched.
 
     Same spaces (batched), dynamics, reward and keywords as the single env, plus ``num_envs`` and
@@ -48,7 +44,7 @@ class PowerControlVectorEnv(SimHolder, VectorEnv):
     True.
 
     Args:
-        env_id: the registered ID (the per-ID subclasses fill it in).
+        env_id: the scenario (a registered ID; ``gym.make_vec`` passes it from the registration).
         num_envs: B >= 1.
         max_episode_steps: slots per episode (registered default 100); None never truncates.
         **kwargs: the keywords of the single env (``num_links``, ``speed``, ``weights`` ...).
@@ -57,7 +53,6 @@ class PowerControlVectorEnv(SimHolder, VectorEnv):
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
-    ENV_ID: str = ""
 
     def __init__(
         self,
@@ -67,42 +62,21 @@ class PowerControlVectorEnv(SimHolder, VectorEnv):
         render_mode: str | None = None,
         **kwargs: Any,
     ):
-        env_id = env_id or self.ENV_ID
-        if not env_id:
-            raise ValueError("PowerControlVectorEnv: pass env_id (one of l2o_env.scenarios.ENV_IDS) or use a per-ID subclass")
-        if isinstance(num_envs, (bool, np.bool_)) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"{env_id}: num_envs must be an integer >= 1, got {num_envs!r}")
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, (bool, np.bool_))
-            or not isinstance(max_episode_steps, (int, np.integer))
-            or max_episode_steps < 1
-        ):
-            raise ValueError(f"{env_id}: max_episode_steps must be an integer >= 1 or None, got {max_episode_steps!r}")
-        if render_mode is not None:
-            raise ValueError(f"{env_id}: render_mode={render_mode!r} is not supported (this env has no rendering)")
-        self.config = parse_config(env_id, **kwargs)
-        self.env_id = self.config.env_id
-        self.num_envs = int(num_envs)
-        self.num_links = self.config.num_links
-        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
-        self.render_mode = None
-        self.single_observation_space = single_observation_space(self.config)
-        self.single_action_space = single_action_space(self.config)
+        owner = env_id if isinstance(env_id, str) and env_id else "PowerControlVectorEnv"
+        num_envs = integer(owner, "num_envs", num_envs)
+        if max_episode_steps is not None:
+            max_episode_steps = integer(owner, "max_episode_steps", max_episode_steps)
+        self._configure(env_id, render_mode, kwargs, "PowerControlVectorEnv")
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.single_observation_space = self.problem.observation_space(self.config)
+        self.single_action_space = self.problem.action_space(self.config)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._init_sim(self.num_envs, (self.num_envs, self.num_links), f"{self.env_id} vector step")
 
     def _obs(self) -> dict[str, np.ndarray]:
-        sim, b = self._sim, self.num_envs
-        obs = {
-            "gain": sim.gain.copy(),
-            "weight": sim.weight.astype(np.float32),
-            "noise": np.tile(self._noise32, (b, 1)),
-            "pmax": np.tile(self._pmax32, (b, 1)),
-        }
-        for key, val in sim.extras.items():
-            obs[key] = val.copy()
-        return obs
+        return self._sim.observation()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -128,7 +102,7 @@ class PowerControlVectorEnv(SimHolder, VectorEnv):
     def step(self, actions):
         if not self._ready:
             raise ValueError(f"{self.env_id}: step() called before reset(); call envs.reset(seed=...) first")
-        power = check_action(actions, self._shape, self._who)
+        power = self.problem.check_action(actions, self._shape, self._who)
         feasible, clipped = clip_power(power, self._pmax, self._pmax_low)
         sim = self._sim
         rates, wsr = sim.rates(feasible)
@@ -169,38 +143,3 @@ class PowerControlVectorEnv(SimHolder, VectorEnv):
             sim.reset(self.np_random, index=done)
         return self._obs(), wsr, terminated, truncated, info
 
-
-class ICPowerControlVectorEnv(PowerControlVectorEnv):
-    """Native vector env of ``PowerControl-IC-v0``; see :class:`PowerControlVectorEnv`."""
-
-    ENV_ID = "PowerControl-IC-v0"
-
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 100, **kwargs: Any):
-        super().__init__(self.ENV_ID, num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)
-
-
-class IMACPowerControlVectorEnv(PowerControlVectorEnv):
-    """Native vector env of ``PowerControl-IMAC-v0``; see :class:`PowerControlVectorEnv`."""
-
-    ENV_ID = "PowerControl-IMAC-v0"
-
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 100, **kwargs: Any):
-        super().__init__(self.ENV_ID, num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)
-
-
-class AdHocPowerControlVectorEnv(PowerControlVectorEnv):
-    """Native vector env of ``PowerControl-AdHoc-v0``; see :class:`PowerControlVectorEnv`."""
-
-    ENV_ID = "PowerControl-AdHoc-v0"
-
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 100, **kwargs: Any):
-        super().__init__(self.ENV_ID, num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)
-
-
-class D2DPowerControlVectorEnv(PowerControlVectorEnv):
-    """Native vector env of ``PowerControl-D2D-v0``; see :class:`PowerControlVectorEnv`."""
-
-    ENV_ID = "PowerControl-D2D-v0"
-
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = 100, **kwargs: Any):
-        super().__init__(self.ENV_ID, num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)

@@ -6,13 +6,17 @@
 >>> print(res.table()); res.save("results/ic.json"); res.plot("results/ic.png")  # doctest: +SKIP
 
 See :mod:`l2o_env.evaluation.harness` for the slot layout (episodes x steps), common random numbers and
-the definition of every metric.
+the definition of every metric; the layers are ``spec`` (what to run), ``runner`` (one sweep point as a
+pure task), ``backends`` (where tasks run) and ``metrics`` (what the table reports).
 """
 
-from l2o_env.evaluation.harness import KNOBS, REFERENCE, evaluate, rerun
+from l2o_env.evaluation.backends import BACKENDS, Backend, SerialBackend, get_backend
+from l2o_env.evaluation.harness import KNOBS, REFERENCE, evaluate, rerun, run_spec
+from l2o_env.evaluation.spec import EvalSpec, SolverSpec, build_spec
 from l2o_env.evaluation.parsing import ConfigError, parse_kwargs, parse_solver_kwargs, parse_sweep, parse_value
 from l2o_env.evaluation.plots import plot_result
 from l2o_env.evaluation.results import COLUMNS, EvaluationResult
 
-__all__ = ["evaluate", "rerun", "EvaluationResult", "COLUMNS", "KNOBS", "REFERENCE", "ConfigError", "plot_result",
-           "parse_value", "parse_kwargs", "parse_solver_kwargs", "parse_sweep"]
+__all__ = ["evaluate", "rerun", "run_spec", "build_spec", "EvalSpec", "SolverSpec", "Backend", "SerialBackend",
+           "BACKENDS", "get_backend", "EvaluationResult", "COLUMNS", "KNOBS", "REFERENCE", "ConfigError",
+           "plot_result", "parse_value", "parse_kwargs", "parse_solver_kwargs", "parse_sweep"]
