@@ -66,9 +66,16 @@ def fixed_layout_sampler(solver: UWMMSE, seed: int) -> ObservationSampler:
     """The training layout (the env config's ``layout_seed``) with fading from ``seed`` (never the training stream)."""
     kw = {k: v for k, v in solver.meta["env_kwargs"].items()}
     if kw.get("topology", "fixed") == "fixed":
-        # a checkpoint that predates layout_seed drew its layout from the training seed (0 for the shipped one)
-        kw.setdefault("layout_seed", int(solver.meta["seed"]))
+        kw.setdefault("layout_seed", _training_layout_seed(solver.meta))
     return ObservationSampler(solver.meta["env_id"], seed=seed, **kw)
+
+
+def _training_layout_seed(meta: dict) -> int:
+    """The fixed layout's seed of a checkpoint whose env_kwargs lack ``layout_seed``: such a checkpoint predates
+    it and drew its layout from the training sampler's seed (``meta["sampler_seed"]`` in the schema of
+    solvers/training.py; older checkpoints only have ``meta["seed"]``, the same number, 0 for the shipped one)."""
+    value = meta.get("sampler_seed")
+    return int(meta.get("seed", 0) if value is None else value)
 
 
 def line(name: str, scenario: str, m: dict, target: str, ok: bool) -> str:
@@ -103,7 +110,7 @@ def main() -> None:
         fixed = UWMMSE(pretrained="fixed")
         obs = fixed_layout_sampler(fixed, args.seed)(args.samples)
         m = measure(fixed, obs)
-        print(line("uwmmse (fixed)", f"AdHoc-v0(num_links=20, topology=fixed, layout_seed={fixed.meta['env_kwargs'].get('layout_seed', fixed.meta['seed'])})", m,
+        print(line("uwmmse (fixed)", f"AdHoc-v0(num_links=20, topology=fixed, layout_seed={fixed.meta['env_kwargs'].get('layout_seed', _training_layout_seed(fixed.meta))})", m,
                    ">= 100 % and > trunc.", m["ratio"] >= 1.0 and m["ratio"] > m["trunc"]), flush=True)
     if robust is not None:
         print("\nDensity generalisation (Sec. IV-E, Fig. 6 a-b), random layouts, "

@@ -169,8 +169,9 @@ def main(args: Args) -> dict:
     solver.meta.update(test_ratio_raw=res["ratio_raw"], test_ratio_rounded=res["ratio_rounded"],
                        test_samples=args.eval_samples, test_seed=args.eval_seed)
     solver.save(out)
-    print(f"trained {hist['step'][-1]} steps in {hist['wall_time']:.0f} s (WMMSE labels {hist['label_time']:.0f} s), "
-          f"best validation ratio {hist['best_ratio']:.4f} at step {hist['best_step']}")
+    print(f"trained {len(hist['step'])} steps in {hist['wall_time']:.0f} s (WMMSE labels {hist['label_time']:.0f} s), "
+          f"best validation ratio {hist['best_val_ratio']:.4f} at step {hist['best_step']}"
+          + (f" (stopped early: {hist['stop_reason']})" if hist["stopped_early"] else ""))
     print(f"test on {args.eval_samples} fresh samples: WMMSE {res['wmmse_wsr']:.4f} bit/s/Hz; MLP "
           f"{100 * res['ratio_raw']:.2f} % (raw), {100 * res['ratio_rounded']:.2f} % (rounded at pmax/2); "
           f"time {res['time_fraction'] * 100:.2f} % of WMMSE's ({res['wmmse_s']:.2f} s for the batch)")

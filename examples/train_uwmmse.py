@@ -201,10 +201,10 @@ def main(args: Args) -> dict:
         validation = None  # drawn by fit from the sampler (same layout when fixed, fresh fading)
     solver = UWMMSE(**cfg)
     print("config:", json.dumps(dataclasses.asdict(solver.config)))
-    def log(step: int, info: dict) -> None:  # one line per validation when there is no progress bar
+    def log(step: int, logs: dict) -> None:  # one line per validation when there is no progress bar
         if not args.progress:
-            print(f"step {step}: loss {info['loss']:.3f}, validation ratio to WMMSE {info['val_ratio']:.4f} "
-                  f"(best {info['best_val_ratio']:.4f})", flush=True)
+            print(f"step {step}: loss {logs['loss']:.3f}, validation ratio to WMMSE {logs['val_ratio']:.4f} "
+                  f"(best {logs['best_val_ratio']:.4f} at step {logs['best_step']})", flush=True)
 
     hist = solver.fit(sampler, steps=args.steps, seed=args.seed, progress=args.progress, validation=validation,
                       callback=log)
@@ -212,7 +212,6 @@ def main(args: Args) -> dict:
         env_id=args.env_id, env_kwargs={**env_kwargs, "topology": args.topology, **(
             {"layout_seed": sampler.config.layout_seed} if args.topology == "fixed" else {})},
         density_factors=factors or None,
-        train_wall_time_s=hist["wall_time"],
         command="python examples/train_uwmmse.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
 
     # evaluation on samples the model never saw: density factor 1 (the fixed layout when fixed)
@@ -231,7 +230,9 @@ def main(args: Args) -> dict:
     solver.save(out)
 
     print(f"saved {out}  ({out.stat().st_size / 1024:.1f} KiB); best validation ratio {hist['best_val_ratio']:.4f} "
-          f"at step {hist['best_step']} of {hist['step'][-1] if hist['step'] else 0}, {hist['wall_time']:.0f} s")
+          f"at step {hist['best_step']} of {len(hist['step'])}, {hist['wall_time']:.0f} s"
+          + (f" (stopped early: {hist['stop_reason']}; {hist['skipped_steps']} non-finite batches skipped)"
+             if hist["stopped_early"] else f" ({hist['skipped_steps']} non-finite batches skipped)"))
     print(f"eval ({res['samples']} fresh samples): UWMMSE {res['wsr']:.3f} / WMMSE {res['wmmse_wsr']:.3f} = "
           f"{100 * res['ratio']:.2f} % (truncated WMMSE (4): {100 * res['truncated_ratio']:.2f} %); time per batch "
           f"{res['time_s'] * 1e3:.1f} ms vs WMMSE {res['wmmse_time_s'] * 1e3:.1f} ms ({100 * res['time_fraction']:.1f} %)")

@@ -35,6 +35,7 @@ import torch
 from l2o_env.data import ObservationSampler
 from l2o_env.rates import weighted_sum_rate
 from solvers.learned import wmmse_reference
+from solvers.training import Callback
 from solvers.wcgcn import WCGCN
 
 
@@ -118,15 +119,20 @@ if __name__ == "__main__":
     solver.meta.update({"env_id": args.env_id, "env_kwargs": env_kwargs,
                         "command": shlex.join(["python", "examples/train_wcgcn.py", *sys.argv[1:]])})
 
-    def report(step, m):
-        print(f"step {step}: loss {m['loss']:.4f} val/WMMSE {m['val_ratio']:.4f} (best {m['best']:.4f})", flush=True)
-        if m["val_ratio"] >= m["best"]:  # keep the best weights on disk too, so an interrupted run leaves them
-            solver.meta.update({"steps": step, "val_ratio_to_wmmse": m["val_ratio"]})
-            solver.save(args.out + ".partial")
+    class Report(Callback):
+        """One line per validation; the best weights so far also go to OUT.partial, so that an interrupted
+        run leaves them on disk (the checkpoint's own meta is written by fit at the end)."""
 
-    hist = solver.fit(sampler, steps=args.steps, seed=args.seed, progress=True, callback=report)
-    print(f"trained {len(hist['steps'])} steps in {hist['wall_time']:.0f} s ({hist['cpu_time']:.0f} s CPU); best validation ratio "
-          f"{hist['best_val_ratio']:.4f}")
+        def on_validation(self, step, logs):
+            print(f"step {step}: loss {logs['loss']:.4f} val/WMMSE {logs['val_ratio']:.4f} "
+                  f"(best {logs['best_val_ratio']:.4f} at step {logs['best_step']})", flush=True)
+            if logs["best_step"] == step:
+                solver.meta.update({"steps": step, "val_ratio_to_wmmse": logs["val_ratio"]})
+                solver.save(args.out + ".partial")
+
+    hist = solver.fit(sampler, steps=args.steps, seed=args.seed, progress=True, callback=Report())
+    print(f"trained {len(hist['step'])} steps in {hist['wall_time']:.0f} s ({hist['cpu_time']:.0f} s CPU); best validation ratio "
+          f"{hist['best_val_ratio']:.4f} at step {hist['best_step']}")
 
     if args.eval_samples > 0:
         ev = evaluate(solver, ObservationSampler(args.env_id, seed=args.sampler_seed + 1000, **env_kwargs),

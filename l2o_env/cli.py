@@ -273,11 +273,8 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    import numpy as np
-
     import solvers
     from l2o_env.evaluation import ConfigError, parse_kwargs
-    from l2o_env.rates import weighted_sum_rate
 
     env_kwargs = parse_kwargs(args.env_kwargs)
     skw = parse_kwargs(args.solver_kwargs, flag="--solver-kwargs")
@@ -310,7 +307,7 @@ def _cmd_train(args) -> int:
     # a TRAINED solver built for another scenario (a loaded MLP's fixed K) fails here in one line, not
     # after training; a fresh one is sized by fit itself. The probe has its own sampler so that the
     # training data are what they would be without it.
-    if getattr(solver, "meta", None):
+    if getattr(solver, "is_trained", False) and not getattr(solver, "random_init", False):
         try:
             solver.act_batch(ObservationSampler(args.env, seed=args.seed, **env_kwargs)(2))
         except (ValueError, TypeError) as exc:
@@ -321,21 +318,19 @@ def _cmd_train(args) -> int:
     history = solver.fit(sampler, **fit_kwargs)
     solver.save(out)
 
-    # samples drawn after training are ones the solver never saw (same topology when the env fixes one)
+    # samples drawn after training are ones the solver never saw (same topology when the env fixes one);
+    # the ratio is the solvers' own ratio_to_wmmse, the one definition training validates with
+    from solvers.learned import reference_wsr
+
     obs = sampler(TRAIN_EVAL_SAMPLES)
-    mine = solver.act_batch(obs)
-    ref = solvers.make("wmmse").act_batch(obs)
-    wsr = weighted_sum_rate(obs["gain"], mine, obs["noise"], obs["weight"]).mean()
-    wsr_ref = weighted_sum_rate(obs["gain"], ref, obs["noise"], obs["weight"]).mean()
+    wsr_ref = reference_wsr(obs)
+    ratio = solver.ratio_to_wmmse(obs, reference=wsr_ref)
     kw = ",".join(f"{k}={v}" for k, v in env_kwargs.items())
-    print(f"{args.solver} on {args.env}{f'({kw})' if kw else ''}: ratio to WMMSE {100 * wsr / wsr_ref:.2f}% "
-          f"on {TRAIN_EVAL_SAMPLES} fresh samples (mean WSR {wsr:.4f} vs {wsr_ref:.4f} bit/s/Hz)")
-    if isinstance(history, dict) and history:
-        last = {k: v[-1] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v for k, v in history.items()}
-        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last.items()
-                          if isinstance(v, (int, float, str)))
-        if shown:
-            print(f"training: {shown}")
+    print(f"{args.solver} on {args.env}{f'({kw})' if kw else ''}: ratio to WMMSE {100 * ratio:.2f}% "
+          f"on {TRAIN_EVAL_SAMPLES} fresh samples (mean WSR {ratio * wsr_ref:.4f} vs {wsr_ref:.4f} bit/s/Hz)")
+    if isinstance(history, dict) and history.get("step") is not None:
+        print(f"training: {len(history['step'])} steps, best validation ratio {history.get('best_val_ratio', float('nan')):.4f} "
+              f"at step {history.get('best_step')}, {history.get('wall_time', float('nan')):.1f} s")
     print(f"saved {out}")
     return 0
 

@@ -36,9 +36,8 @@ class Exhaustive(Solver):
     the resolution is ``P_k / ((n - 1) 2^{refine})``. The result is the global optimum up to that
     resolution unless the optimum lies in a basin narrower than the coarse grid spacing.
 
-    Cost per sample: ``n^K + refine 5^K`` evaluations of (1) (41^4 = 2.8 M for K = 4: ~1.5 s of CPU;
-    K = 3: ~0.02 s);
-    batched over samples and candidates in memory-bounded chunks.
+    Cost per sample: ``n^K + refine 5^K`` evaluations of (1) (41^4 = 2.8 M for K = 4, 69 k for K = 3),
+    batched over samples and candidates in memory-bounded chunks (timings: benchmarks/RESULTS.md).
 
     Args:
         grid: points per link of the coarse grid, >= 2 (default 41: steps of 2.5 % of ``P_k``).

@@ -3,7 +3,10 @@
 A learned solver subclasses :class:`LearnedSolver`, defines a ``Config`` dataclass (the paper's
 hyper-parameters as defaults), builds its ``torch.nn.Module`` in :meth:`LearnedSolver.build`, maps a
 batched observation to powers in :meth:`LearnedSolver.forward` (differentiable, used by ``fit`` and by
-``act_batch`` under ``no_grad``) and trains in ``fit(sampler, ...)``.
+``act_batch`` under ``no_grad``) and trains with ``fit(sampler, ...)``: the one loop of
+:mod:`solvers.training`, into which the solver plugs its loss, optimiser and defaults through the hooks
+of :class:`LearnedSolver` (the schemas of the history and of :attr:`LearnedSolver.meta`, and the rule for
+fitting a loaded model, are in that module's docstring).
 
 A checkpoint is ONE file written by :func:`torch.save`: ``{"format": "l2o_env.solver/1", "solver": name,
 "config": dataclasses.asdict(config), "state_dict": ..., "meta": {...}}``; :meth:`load` rebuilds the
@@ -18,7 +21,6 @@ builds one from an env ID. Solvers never import an env class.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 from pathlib import Path
@@ -179,8 +181,9 @@ def reference_wsr(obs: Mapping[str, Any]) -> float:
 class LearnedSolver(Solver):
     """Base class of the learned solvers (a torch model behind the Solver interface).
 
-    Subclasses set ``name``, ``Config`` (a dataclass) and implement ``build() -> nn.Module``,
-    ``forward(obs_tensors) -> powers (B, K)`` and ``fit(sampler, ...)``.
+    Subclasses set ``name``, ``Config`` (a dataclass) and implement ``build() -> nn.Module`` and
+    ``forward(obs_tensors) -> powers (B, K)``; ``fit`` is :func:`solvers.training.train`, customised by the
+    training hooks below (an unrolled solver also overrides :meth:`forward_layers`).
 
     Args:
         config: a ``Config`` instance; or pass its fields as keyword arguments.
@@ -195,23 +198,10 @@ class LearnedSolver(Solver):
             weights (a baseline, or a smoke test). Without it, ``act``/``act_batch`` of such a model raise
             ``ValueError`` naming the ways out: ``pretrained=True`` (or a tag of :meth:`shipped`),
             ``checkpoint=PATH``, or ``fit(...)`` first. A model counts as trained once it is loaded or once a
-            ``fit`` starts (fit validates by acting before it returns).
+            ``fit`` has initialised it (the training loop sets it before its first validation, which acts).
     """
 
     Config: type = None  # set by subclasses
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # every fit marks the model trained when it STARTS: the fit loops validate by acting before they return
-        fit = cls.__dict__.get("fit")
-        if callable(fit) and not getattr(fit, "_marks_trained", False):
-            @functools.wraps(fit)
-            def marked_fit(self, *args, **kw):
-                self._trained = True
-                return fit(self, *args, **kw)
-
-            marked_fit._marks_trained = True
-            cls.fit = marked_fit
 
     def __init__(self, config=None, *, pretrained: bool | str = False, checkpoint: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu", random_init: bool = False, **overrides):
@@ -275,10 +265,16 @@ class LearnedSolver(Solver):
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def forward_layers(self, obs: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Powers ``(B, K)`` in watts after each layer of an unrolled model (differentiable), last layer last,
+        so that a loss can sum over layers; ``forward_layers(obs)[-1]`` equals ``forward(obs)``. A model
+        that is not unrolled has one entry, :meth:`forward`."""
+        return [self.forward(obs)]
+
     @property
     def dtype(self) -> torch.dtype:
         # the first parameter, found once per model: `model.to(dtype)` converts it in place, and walking
-        # `parameters()` on every call cost ~10 us of a ~200 us single decision
+        # `parameters()` on every call is a visible part of one small decision (benchmarks/RESULTS.md)
         found = self.__dict__.get("_dtype_param")
         if found is None or found[0] is not self.model:
             found = self._dtype_param = (self.model, next(self.model.parameters()))
@@ -293,7 +289,7 @@ class LearnedSolver(Solver):
         """Samples per :meth:`forward` call in ``act_batch`` on the CPU; ``None`` runs the batch in one piece.
 
         Subclasses whose activations grow with the batch override it: chunks whose activations stay in
-        the CPU cache are faster than one big batch (measured in each subclass)."""
+        the CPU cache are faster than one big batch (benchmarks/RESULTS.md, "Time per decision")."""
         return None
 
     def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -333,6 +329,117 @@ class LearnedSolver(Solver):
         t = to_torch({k: batch[k] for k in ("gain", "noise", "weight")}, dtype=torch.float64)
         wsr = weighted_sum_rate_torch(t["gain"], torch.as_tensor(mine), t["noise"], t["weight"])
         return float(wsr.mean() / max(reference, 1e-300))
+
+    # --- training: the shared loop and its hooks ----------------------------------------------
+    def fit(self, sampler: Sampler, *, steps: int | None = None, seed: int = 0, progress: bool = True,
+            validation: Mapping[str, np.ndarray] | None = None, callback: Any = None) -> dict:
+        """Train on ``sampler``'s observations with :func:`solvers.training.train` (the one loop).
+
+        A loaded or already fitted model continues from its weights and buffers; a fresh one is built
+        anew with torch seeded by ``seed`` (details, the history and the meta schemas:
+        :mod:`solvers.training`). The weights with the best validation ratio to WMMSE are kept.
+
+        Args:
+            sampler: ``sampler(batch) -> dict`` of batched float64 observation arrays, fresh on every call
+                (e.g. :class:`l2o_env.data.ObservationSampler`); its ``env_id`` / ``env_kwargs`` attributes,
+                when present, are recorded in :attr:`meta`.
+            steps: optimiser steps, an integer >= 0 (default: the config's ``steps``); 0 only validates.
+            seed: seeds torch (a fresh model's initial weights, shuffling); the sampler has its own seed.
+            progress: a tqdm bar on stderr with the loss and the validation ratio.
+            validation: a fixed batched observation to validate on; default ``sampler(val_size)`` drawn once.
+            callback: a :class:`solvers.training.Callback`, a callable ``fn(step, logs)`` called after each
+                validation, or a list of them; returning ``False`` stops training.
+
+        Returns:
+            the history dict (:mod:`solvers.training`): ``step``, ``loss``, ``val_step``, ``val_ratio``, ``lr``,
+            ``best_val_ratio``, ``best_step``, ``wall_time``, ``cpu_time``, ``stopped_early``, ``stop_reason``,
+            ``skipped_steps`` and the solver's extras.
+        """
+        from solvers.training import train
+
+        return train(self, sampler, steps=steps, seed=seed, progress=progress, validation=validation,
+                     callbacks=callback)
+
+    @property
+    def default_steps(self) -> int:
+        """Optimiser steps of ``fit`` when ``steps`` is not given (``config.steps``)."""
+        return self.config.steps
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per training step (``config.batch_size``)."""
+        return self.config.batch_size
+
+    @property
+    def val_size(self) -> int:
+        """Samples of the validation batch drawn when ``fit`` gets none (``config.val_size``)."""
+        return self.config.val_size
+
+    @property
+    def val_every(self) -> int:
+        """Steps between validations (``config.val_every``)."""
+        return self.config.val_every
+
+    @property
+    def patience(self) -> int:
+        """Validations without a new best before ``fit`` stops (``config.patience`` if any; 0: never)."""
+        return getattr(self.config, "patience", 0)
+
+    @property
+    def grad_clip(self) -> float:
+        """Global gradient-norm clip of each step (``config.grad_clip`` if any; 0: none)."""
+        return getattr(self.config, "grad_clip", 0.0)
+
+    #: skip the optimiser step of a batch whose gradient norm is not finite (counted in ``skipped_steps``)
+    skip_nonfinite: bool = False
+    #: the validation metric a ``ReduceLROnPlateau`` scheduler steps on (a key of the validation logs)
+    plateau_metric: str = "val_ratio"
+
+    def adapt_to(self, validation: Mapping[str, np.ndarray]) -> None:
+        """Called by ``fit`` with the (checked) validation batch before the model is initialised: a solver
+        whose shape depends on the data (the MLP's K) adapts its config here. Default: nothing."""
+
+    def make_optimizer(self, steps: int) -> torch.optim.Optimizer:
+        """The optimiser of one fit (default: Adam at ``config.lr``)."""
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps: int):
+        """A torch learning-rate scheduler for one fit of ``steps`` steps, or ``None`` (default)."""
+        return None
+
+    def start_training(self, sampler: Sampler, validation: Mapping[str, np.ndarray]) -> None:
+        """Per-fit set-up after the model is initialised, before the step-0 validation. Default: nothing."""
+
+    def observation_tensors(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
+        """A batched observation, checked (:func:`check_power_obs`), as tensors in the model's dtype and
+        device; keeps the extra keys :attr:`input_keys` names (positions)."""
+        checked = check_power_obs(raw, batched=True, who=who)
+        keys = self.input_keys
+        extras = {k: raw[k] for k in raw if k not in checked and (keys is None or k in keys)}
+        return to_torch({**extras, **checked}, dtype=self.dtype, device=self.device)
+
+    def training_batch(self, sampler: Sampler, step: int) -> Any:
+        """The batch of training step ``step`` (default: ``sampler(batch_size)`` as checked tensors)."""
+        return self.observation_tensors(sampler(self.batch_size), f"{type(self).__name__}.fit: sampler output")
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        """The scalar to minimise on a training batch (default: minus the mean weighted sum rate of
+        :meth:`forward`, the unsupervised loss)."""
+        power = self.forward(batch)
+        return -weighted_sum_rate_torch(batch["gain"], power, batch["noise"], batch["weight"]).mean()
+
+    def validation_metrics(self) -> dict[str, float]:
+        """Extra numbers logged at every validation (history lists of the same names). Default: none."""
+        return {}
+
+    def end_training(self) -> dict[str, Any]:
+        """Called when the loop ends (also on an error): frees per-fit state and returns extra history
+        entries. Default: none."""
+        return {}
+
+    def training_meta(self) -> dict[str, Any]:
+        """Extra :attr:`meta` entries written by ``fit``. Default: none."""
+        return {}
 
     # --- persistence -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

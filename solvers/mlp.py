@@ -32,11 +32,11 @@ What we add to the paper (documented options; the config defaults are the paper'
 - ``transform="log"``: ``log10`` of the (scaled) magnitude instead of the magnitude. The paper states no
   input normalisation; IMAC magnitudes span several decades (path loss (200/d)^3, 8 dB shadowing) and
   raw magnitudes let a few near-BS users dominate the first layer. ``"none"`` is the paper's raw input.
-  Both shipped checkpoints use ``"log"`` (on the IC K = 10 it also learnt faster: 88.1 % vs 86.7 % of
-  WMMSE after 2000 steps, raw outputs).
+  Both shipped checkpoints use ``"log"`` (on the IC K = 10 it also learnt faster; benchmarks/RESULTS.md).
 - biases start at 0.1 (the authors' code; the paper is silent), ``round_output=True`` by default (the
-  paper's test-time rounding, +3 to +5 points here), and ``fit`` draws fresh WMMSE-labelled pools
-  (``pool_size``, ``pool_epochs``) instead of one fixed set of 1e6 samples (labels cost ~0.1 ms each).
+  paper's test-time rounding, which raised the ratio to WMMSE on both shipped scenarios; see
+  benchmarks/RESULTS.md), and ``fit`` draws fresh WMMSE-labelled pools (``pool_size``, ``pool_epochs``)
+  instead of one fixed set of 1e6 samples (bounded memory, and labelling a pool is a batched WMMSE run).
 - Sun et al. train for far longer than our 10-minute budget (the authors' code: 300 epochs of ~1e6
   samples); ``examples/train_mlp.py`` records the faster recipes (smaller batches, quicker
   learning-rate decay) that the shipped checkpoints used.
@@ -52,22 +52,20 @@ Shapes:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from l2o_env.validation import integer, real
+from l2o_env.validation import choice, integer, real
 from solvers.base import check_power_obs
-from solvers.learned import (LearnedSolver, describe_training, reference_wsr, shipped_checkpoints, to_torch,
-                             wmmse_reference)
+from solvers.learned import LearnedSolver, describe_training, shipped_checkpoints, to_torch, wmmse_reference
 
 __all__ = ["MLPSolver", "MLPConfig"]
 
@@ -93,7 +91,7 @@ class MLPConfig:
     """Scale magnitudes by sqrt(pmax / noise) (dimensionless input; identical to the paper at Pmax = sigma^2 = 1)."""
     round_output: bool = True
     """Round each output to 0 or pmax at pmax / 2 at test time (Sec. V-C); training is never rounded.
-    Measured: +3 to +5 points of the ratio to WMMSE on both shipped scenarios, hence the default."""
+    The default because it raised the ratio to WMMSE on both shipped scenarios (benchmarks/RESULTS.md)."""
     lr: float = 1e-3
     """Initial RMSprop learning rate (Sec. V-B)."""
     rms_alpha: float = 0.9
@@ -101,7 +99,7 @@ class MLPConfig:
     batch_size: int = 1000
     """Mini-batch size (Sec. V-B)."""
     steps: int = 20_000
-    """Default number of gradient steps of ``fit`` (the paper gives no count; ours, fits ~10 min on 2 cores)."""
+    """Default number of gradient steps of ``fit`` (the paper gives no count; ours, sized to the 10-minute training budget)."""
     pool_size: int = 200_000
     """Labelled samples drawn per data pool (paper: one fixed set of 1e6); ours, to bound memory."""
     pool_epochs: int = 5
@@ -120,22 +118,22 @@ class MLPConfig:
     """Samples per WMMSE labelling call (bounds memory; WMMSE is batched)."""
 
     def __post_init__(self):
-        self.hidden = tuple(int(h) for h in self.hidden)
+        iterable = hasattr(self.hidden, "__iter__") and not isinstance(self.hidden, (str, bytes))
+        widths = tuple(self.hidden) if iterable else ()
+        if not widths:
+            raise ValueError(f"MLPConfig: hidden must be a non-empty tuple of widths >= 1, got {self.hidden!r}")
+        self.hidden = tuple(integer("MLPConfig", "hidden width", h) for h in widths)
         for name in ("num_links", "batch_size", "steps", "pool_size", "val_size", "eval_every", "label_chunk",
                      "lr_patience"):
             setattr(self, name, integer("MLPConfig", name, getattr(self, name)))
         for name in ("num_bs", "pool_epochs"):
             setattr(self, name, integer("MLPConfig", name, getattr(self, name), minimum=0))
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"MLPConfig: hidden must be a non-empty tuple of widths >= 1, got {self.hidden!r}")
-        if self.input not in _INPUTS:
-            raise ValueError(f"MLPConfig: input must be one of {_INPUTS}, got {self.input!r}")
+        choice("MLPConfig", "input", self.input, _INPUTS)
         if self.input == "bs_gain" and self.num_bs < 1:
             raise ValueError("MLPConfig: input='bs_gain' needs num_bs >= 1 (the rows of obs['bs_gain'])")
-        if self.transform not in _TRANSFORMS:
-            raise ValueError(f"MLPConfig: transform must be one of {_TRANSFORMS}, got {self.transform!r}")
+        choice("MLPConfig", "transform", self.transform, _TRANSFORMS)
         for name in ("lr", "rms_alpha", "lr_decay", "min_lr"):
-            real("MLPConfig", name, getattr(self, name), above=0.0)
+            setattr(self, name, real("MLPConfig", name, getattr(self, name), above=0.0))
         if not (self.rms_alpha < 1 and self.lr_decay < 1):
             raise ValueError(f"MLPConfig: rms_alpha and lr_decay must be < 1, got {self.rms_alpha}, {self.lr_decay}")
 
@@ -172,7 +170,7 @@ class _MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # functional calls: a Linear module's __call__ costs more than its matmul for one decision
-        # (4 layers at B = 1: 83 us as modules, 30 us functional); in-place ReLU is safe after a Linear
+        # (benchmarks/RESULTS.md, "Time per decision"); in-place ReLU is safe after a Linear
         layers = list(self.layers)
         for lin in layers[:-1]:
             x = F.linear(x, lin.weight, lin.bias).relu_()
@@ -198,7 +196,18 @@ def _shipped_fit_hint(k: int, n: int) -> str:
 
 
 class MLPSolver(LearnedSolver):
-    """Supervised MLP imitating WMMSE (Sun et al. 2018, Sec. IV); fixed K, input |h| magnitudes."""
+    """Supervised MLP imitating WMMSE (Sun et al. 2018, Sec. IV); fixed K, input |h| magnitudes.
+
+    Training (``fit``, the shared loop of :mod:`solvers.training`): supervised on WMMSE's powers (Sec. IV
+    "Training stage"). A pool of ``pool_size`` samples is drawn from the sampler and labelled with WMMSE;
+    RMSprop runs over it for ``pool_epochs`` epochs (shuffled, batches of ``batch_size``, the last short
+    batch dropped) before a fresh pool is drawn (the paper uses one fixed set of 1e6). Every ``eval_every``
+    steps the validation MSE (history ``val_mse``) drives the plateau decay of the learning rate
+    (x ``lr_decay`` after ``lr_patience`` validations without a 0.1 % lower MSE, never below ``min_lr``) and
+    the ratio to WMMSE (of the rounded outputs when ``round_output``) selects the weights kept. History
+    extra ``label_time``: seconds spent computing WMMSE labels; meta extra ``round_output``. ``fit`` sizes
+    a fresh model to the sampler's K (and N); a loaded or fitted one must match.
+    """
 
     name = "mlp"
     Config = MLPConfig
@@ -266,9 +275,15 @@ class MLPSolver(LearnedSolver):
             power = np.where(power > 0.5 * obs["pmax"], obs["pmax"], 0.0)
         return power
 
-    # --- training -----------------------------------------------------------------------------------
-    def _adapt_to(self, obs: Mapping[str, np.ndarray]) -> None:
-        """Resize an untrained model to the sampler's K (and N); a trained one must already match."""
+    # --- training (hooks of the shared loop, solvers/training.py; described in the class docstring) ---
+    plateau_metric = "val_mse"
+
+    @property
+    def val_every(self) -> int:
+        return self.config.eval_every
+
+    def adapt_to(self, obs: Mapping[str, np.ndarray]) -> None:
+        """Resize a fresh model to the sampler's K (and N); a trained or loaded one must already match."""
         k = int(np.shape(obs["gain"])[-1])
         n = int(np.shape(obs["bs_gain"])[-2]) if "bs_gain" in obs else 0
         cfg = self.config
@@ -281,11 +296,10 @@ class MLPSolver(LearnedSolver):
             want["num_bs"] = n
         if all(getattr(cfg, f) == v for f, v in want.items()):
             return
-        if self.meta.get("steps"):
+        if self._trained:
             raise ValueError(f"MLPSolver.fit: this model was trained for K = {cfg.num_links}, num_bs = {cfg.num_bs}; "
                              f"the sampler gives K = {k}, N = {n}. Start from a fresh MLPSolver to train another size")
-        self.config = dataclasses.replace(cfg, **want)
-        self.model = self.build().to(self.device)
+        self.config = dataclasses.replace(cfg, **want)  # fit builds the fresh model for this config
 
     def _labelled(self, obs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, WMMSE powers / pmax) of a batch, labels computed in chunks of ``label_chunk``."""
@@ -307,112 +321,56 @@ class MLPSolver(LearnedSolver):
         batch = check_power_obs(obs, batched=True, who="MLPSolver.fit: sampler output")
         return {**{k: np.asarray(v) for k, v in obs.items() if k not in batch}, **batch}
 
-    def fit(self, sampler: Callable[[int], Mapping[str, np.ndarray]], *, steps: int | None = None, seed: int = 0,
-            progress: bool = True, validation: Mapping[str, np.ndarray] | None = None,
-            callback: Callable[[int, dict], Any] | None = None) -> dict:
-        """Supervised training on WMMSE's powers (Sec. IV "Training stage").
+    def make_optimizer(self, steps: int) -> torch.optim.Optimizer:
+        return torch.optim.RMSprop(self.model.parameters(), lr=self.config.lr, alpha=self.config.rms_alpha)
 
-        Draws a pool of ``pool_size`` samples from ``sampler``, labels them with WMMSE, and runs
-        RMSprop over it for ``pool_epochs`` epochs before drawing a fresh pool (the paper uses one
-        fixed set of 1e6). Every ``eval_every`` steps it computes the validation MSE (which drives the
-        learning-rate decay) and the ratio to WMMSE (which selects the weights kept at the end).
-
-        Args:
-            sampler: ``sampler(batch) -> dict`` of batched float64 observation arrays.
-            steps: gradient steps (default ``config.steps``).
-            seed: seeds torch (initialisation and shuffling).
-            progress: show a tqdm bar on stderr with the loss and the validation ratio.
-            validation: a fixed validation observation dict; default ``val_size`` samples from ``sampler``.
-            callback: ``callback(step, record)`` after every validation; returning ``True`` stops training.
-
-        Returns:
-            history dict: ``step``, ``loss`` (mean training MSE since the previous validation),
-            ``val_mse``, ``val_ratio``, ``lr`` (one entry per validation), ``best_ratio``, ``best_step``,
-            ``wall_time`` (s), ``label_time`` (s spent computing WMMSE labels).
-        """
-        from tqdm.auto import tqdm
-
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps: int):
+        # "lowered when the validation error stalls": x lr_decay after lr_patience validations whose MSE is
+        # not 0.1 % below the best so far (torch counts patience as the bad validations it tolerates)
         cfg = self.config
-        steps = cfg.steps if steps is None else int(steps)
-        if steps < 1:
-            raise ValueError(f"MLPSolver.fit: steps must be >= 1, got {steps}")
-        torch.manual_seed(seed)
-        t0 = time.perf_counter()
-        val_obs = self._draw(sampler, cfg.val_size) if validation is None else dict(validation)
-        self._adapt_to(val_obs)
-        cfg = self.config
-        if not self.meta.get("steps"):
-            # A fresh model: (re)draw its initial weights under this seed so that fit is reproducible.
-            torch.manual_seed(seed)
-            self.model.reset_parameters()
-        tl = time.perf_counter()
-        val_x, val_y = self._labelled(val_obs)
-        val_ref = reference_wsr(val_obs)  # WMMSE's mean WSR on the fixed validation set, once
-        label_time = time.perf_counter() - tl
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=cfg.lr_decay, patience=cfg.lr_patience - 1, threshold=1e-3,
+            threshold_mode="rel", min_lr=cfg.min_lr, eps=0.0)
 
-        opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha)
-        hist: dict[str, Any] = {"step": [], "loss": [], "val_mse": [], "val_ratio": [], "lr": []}
-        best = {"ratio": -math.inf, "step": 0, "state": copy.deepcopy(self.model.state_dict())}
-        best_mse, stall = math.inf, 0
-        pool_x = pool_y = None
-        pool_pos, epochs_left, perm = 0, 0, None
-        run_loss, run_n = 0.0, 0
-        bar = tqdm(total=steps, disable=not progress, desc="mlp", dynamic_ncols=True)
-        try:
-            for step in range(1, steps + 1):
-                if pool_x is None or pool_pos >= len(perm):
-                    if pool_x is None or (epochs_left == 0 and cfg.pool_epochs > 0):
-                        tl = time.perf_counter()
-                        pool_x, pool_y = self._labelled(self._draw(sampler, cfg.pool_size))
-                        label_time += time.perf_counter() - tl
-                        epochs_left = cfg.pool_epochs
-                    perm = torch.randperm(len(pool_x), device=self.device)
-                    # Drop the last short batch: every step sees batch_size samples.
-                    perm = perm[: max(len(perm) - len(perm) % cfg.batch_size, min(len(perm), cfg.batch_size))]
-                    pool_pos = 0
-                    epochs_left = max(epochs_left - 1, 0)
-                idx = perm[pool_pos:pool_pos + cfg.batch_size]
-                pool_pos += cfg.batch_size
-                self.model.train()
-                loss = torch.mean((self.forward_normalised(pool_x[idx]) - pool_y[idx]) ** 2)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                run_loss += loss.item()
-                run_n += 1
-                bar.update(1)
-                if step % cfg.eval_every == 0 or step == steps:
-                    self.model.eval()
-                    with torch.no_grad():
-                        val_mse = float(torch.mean((self.forward_normalised(val_x) - val_y) ** 2))
-                    ratio = self.ratio_to_wmmse(val_obs, val_ref)
-                    lr = opt.param_groups[0]["lr"]
-                    for key, v in (("step", step), ("loss", run_loss / run_n), ("val_mse", val_mse),
-                                   ("val_ratio", ratio), ("lr", lr)):
-                        hist[key].append(v)
-                    run_loss, run_n = 0.0, 0
-                    if ratio > best["ratio"]:
-                        best = {"ratio": ratio, "step": step, "state": copy.deepcopy(self.model.state_dict())}
-                    if val_mse < best_mse * (1 - 1e-3):
-                        best_mse, stall = val_mse, 0
-                    else:
-                        stall += 1
-                        if stall >= cfg.lr_patience:
-                            for group in opt.param_groups:
-                                group["lr"] = max(group["lr"] * cfg.lr_decay, cfg.min_lr)
-                            stall = 0
-                    bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}", val_ratio=f"{ratio:.4f}", lr=f"{lr:.1e}")
-                    if callback is not None and callback(step, {k: v[-1] for k, v in hist.items()}) is True:
-                        break
-        finally:
-            bar.close()
-        self.model.load_state_dict(best["state"])
-        self.model.eval()
-        wall = time.perf_counter() - t0
-        hist.update(best_ratio=best["ratio"], best_step=best["step"], wall_time=wall, label_time=label_time)
-        prev = int(self.meta.get("steps", 0))
-        scenario = {key: getattr(sampler, key) for key in ("env_id", "env_kwargs", "seed") if hasattr(sampler, key)}
-        self.meta.update(scenario)
-        self.meta.update(steps=prev + hist["step"][-1], seed=seed, val_ratio=best["ratio"], val_size=len(val_x),
-                         round_output=cfg.round_output, wall_time=wall)
-        return hist
+    def start_training(self, sampler, validation: Mapping[str, np.ndarray]) -> None:
+        t = time.perf_counter()
+        self._val_xy = self._labelled(validation)
+        self._pool = None  # (x, y, permutation, position, epochs left)
+        self._label_time = time.perf_counter() - t
+
+    def training_batch(self, sampler, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        pool = self._pool
+        if pool is None or pool[3] >= len(pool[2]):
+            epochs_left = 0 if pool is None else pool[4]
+            if pool is None or (epochs_left == 0 and cfg.pool_epochs > 0):
+                t = time.perf_counter()
+                x, y = self._labelled(self._draw(sampler, cfg.pool_size))
+                self._label_time += time.perf_counter() - t
+                epochs_left = cfg.pool_epochs
+            else:
+                x, y = pool[0], pool[1]
+            perm = torch.randperm(len(x), device=self.device)
+            # drop the last short batch: every step sees batch_size samples
+            perm = perm[: max(len(perm) - len(perm) % cfg.batch_size, min(len(perm), cfg.batch_size))]
+            pool = self._pool = [x, y, perm, 0, max(epochs_left - 1, 0)]
+        idx = pool[2][pool[3]:pool[3] + cfg.batch_size]
+        pool[3] += cfg.batch_size
+        return pool[0][idx], pool[1][idx]
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return torch.mean((self.forward_normalised(x) - y) ** 2)
+
+    def validation_metrics(self) -> dict[str, float]:
+        x, y = self._val_xy
+        with torch.no_grad():
+            return {"val_mse": float(torch.mean((self.forward_normalised(x) - y) ** 2))}
+
+    def end_training(self) -> dict[str, Any]:
+        label_time = getattr(self, "_label_time", 0.0)
+        self._val_xy = self._pool = None
+        return {"label_time": label_time}
+
+    def training_meta(self) -> dict[str, Any]:
+        return {"round_output": self.config.round_output}

@@ -66,20 +66,16 @@ Shapes:
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
-import sys
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from l2o_env.rates import weighted_sum_rate_torch
-from solvers.learned import LearnedSolver, reference_wsr, to_torch
+from l2o_env.validation import choice, integer, real
+from solvers.learned import LearnedSolver, to_torch
 from solvers.wmmse_core import wmmse_layer, wmmse_prepare
 
 __all__ = ["UWMMSE", "UWMMSEConfig", "GCNBank", "UWMMSENet"]
@@ -139,27 +135,18 @@ class UWMMSEConfig:
     patience: int = 20
 
     def __post_init__(self):
+        who = "UWMMSEConfig"
         for name in ("num_layers", "hidden", "batch_size", "steps", "val_size", "val_every"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"UWMMSEConfig: {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.patience, (int, np.integer)) or self.patience < 0:
-            raise ValueError(f"UWMMSEConfig: patience must be an integer >= 0, got {self.patience!r}")
-        if self.node_features not in _NODE_FEATURES:
-            raise ValueError(f"UWMMSEConfig: node_features must be one of {_NODE_FEATURES}, got {self.node_features!r}")
-        if self.input_scale not in _INPUT_SCALES:
-            raise ValueError(f"UWMMSEConfig: input_scale must be one of {_INPUT_SCALES}, got {self.input_scale!r}")
-        if self.input_transform not in _TRANSFORMS:
-            raise ValueError(f"UWMMSEConfig: input_transform must be one of {_TRANSFORMS}, got {self.input_transform!r}")
-        if self.aggregate not in _AGGREGATES:
-            raise ValueError(f"UWMMSEConfig: aggregate must be one of {_AGGREGATES}, got {self.aggregate!r}")
-        for name in ("dtype", "gcn_dtype"):
-            if getattr(self, name) not in _DTYPES:
-                raise ValueError(f"UWMMSEConfig: {name} must be one of {tuple(_DTYPES)}, got {getattr(self, name)!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"UWMMSEConfig: lr must be a positive number, got {self.lr!r}")
-        if not (self.grad_clip >= 0):
-            raise ValueError(f"UWMMSEConfig: grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
+            setattr(self, name, integer(who, name, getattr(self, name)))
+        self.patience = integer(who, "patience", self.patience, minimum=0)
+        choice(who, "node_features", self.node_features, _NODE_FEATURES)
+        choice(who, "input_scale", self.input_scale, _INPUT_SCALES)
+        choice(who, "input_transform", self.input_transform, _TRANSFORMS)
+        choice(who, "aggregate", self.aggregate, _AGGREGATES)
+        choice(who, "dtype", self.dtype, tuple(_DTYPES))
+        choice(who, "gcn_dtype", self.gcn_dtype, tuple(_DTYPES))
+        self.lr = real(who, "lr", self.lr, above=0.0)
+        self.grad_clip = real(who, "grad_clip", self.grad_clip, at_least=0.0)  # 0 disables clipping
 
 
 class GCNBank(nn.Module):
@@ -308,23 +295,33 @@ class UWMMSENet(nn.Module):
         coeff = self.gcn(graph, diag, features, scale).to(gain.dtype)
         return coeff[:, 0::2], coeff[:, 1::2]
 
-    def unfold(self, gain, noise, pmax, weight, a, b) -> torch.Tensor:
-        """Eqs. (6)-(8) for ``L`` layers from ``v0 = sqrt(pmax)`` with given ``a, b (B, L, K)``; returns power."""
+    def unfold(self, gain, noise, pmax, weight, a, b, all_layers: bool = False):
+        """Eqs. (6)-(8) for ``L`` layers from ``v0 = sqrt(pmax)`` with given ``a, b (B, L, K)``; returns the
+        power after the last layer, or (``all_layers=True``) the list of the powers after each layer."""
         prepared = wmmse_prepare(gain, pmax)
         v = prepared.vmax
+        powers = []
         for k in range(self.num_layers):
             v = wmmse_layer(gain, noise, pmax, weight, v, a=a[:, k], b=b[:, k], prepared=prepared)
-        return v * v
+            if all_layers:
+                powers.append(v * v)
+        return powers if all_layers else v * v
 
-    def forward(self, gain, noise, pmax, weight) -> torch.Tensor:
+    def forward(self, gain, noise, pmax, weight, all_layers: bool = False):
         a, b = self.coefficients(gain, weight)
-        return self.unfold(gain, noise, pmax, weight, a, b)
+        return self.unfold(gain, noise, pmax, weight, a, b, all_layers=all_layers)
 
 
 class UWMMSE(LearnedSolver):
     """Unfolded WMMSE whose w-update is set per layer by graph neural networks (Chowdhury et al. 2021).
 
-    The layers, the GCN and the training are described in the module docstring.
+    The layers and the GCN are described in the module docstring.
+
+    Training (``fit``, the shared loop of :mod:`solvers.training`): unsupervised, minus the mean weighted
+    sum rate of the last layer (eq. 9), Adam at ``lr``, gradients clipped to ``grad_clip``; a batch whose
+    gradient is not finite is skipped (history / meta ``skipped_steps``), and training stops after
+    ``patience`` validations without a new best. For the robust variant of Sec. IV-E the sampler draws a
+    random density per call (``examples/train_uwmmse.py``); the solver itself does not see densities.
 
     Args:
         config: :class:`UWMMSEConfig`, or its fields as keyword arguments (``num_layers=4``, ...).
@@ -347,7 +344,7 @@ class UWMMSE(LearnedSolver):
         return UWMMSENet(self.config).to(_DTYPES[self.config.dtype])
 
     #: samples per chunk in ``act_batch`` on the CPU: keeps the ``(chunk, K, 2 L F)`` hidden features and the
-    #: gains of a chunk in cache (measured ~1.5x faster than one piece for 10,000 x 20 links on CPU)
+    #: gains of a chunk in cache (faster than one piece on large batches; benchmarks/RESULTS.md, UWMMSE)
     infer_chunk: int = 512
     input_keys = ("gain", "noise", "pmax", "weight")
 
@@ -364,101 +361,9 @@ class UWMMSE(LearnedSolver):
             a, b = self.model.coefficients(t["gain"], t["weight"])
         return a.cpu().double().numpy(), b.cpu().double().numpy()
 
-    def fit(self, sampler: Callable[[int], Mapping[str, np.ndarray]], *, steps: int | None = None, seed: int = 0,
-            progress: bool = True, validation: Mapping[str, np.ndarray] | None = None,
-            callback: Callable[[int, dict], Any] | None = None) -> dict:
-        """Unsupervised training: minimise minus the mean weighted sum rate (eq. 9) with Adam.
+    def forward_layers(self, obs: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Powers ``(B, K)`` after each of the ``L`` unfolded layers (the last one is :meth:`forward`)."""
+        return self.model(obs["gain"], obs["noise"], obs["pmax"], obs["weight"], all_layers=True)
 
-        Args:
-            sampler: ``sampler(batch) -> dict`` of batched float64 observation arrays, fresh on every
-                call (e.g. :class:`l2o_env.data.ObservationSampler`; for the robust variant of Sec. IV-E,
-                one that draws a random density per call). Its ``env_id`` / ``env_kwargs`` attributes,
-                when present, are recorded in :attr:`meta`.
-            steps: training steps (default ``config.steps``).
-            seed: seeds torch (the sampler carries its own seed).
-            progress: show a tqdm bar (stderr) with the loss and the validation ratio to WMMSE.
-            validation: a fixed batched observation to validate on; default ``sampler(config.val_size)``.
-            callback: ``callback(step, info)`` after each validation; returning ``True`` stops training.
-
-        Returns:
-            history dict: ``step``, ``loss`` (per step), ``val_step``, ``val_ratio``, ``best_val_ratio``,
-            ``best_step``, ``wall_time`` (s), ``stopped_early``, ``skipped_steps`` (batches whose gradient
-            was not finite; Adam skips them).
-
-        The weights with the best validation ratio (ratio of mean WSRs to WMMSE's,
-        :meth:`LearnedSolver.ratio_to_wmmse`) are kept; training stops after ``config.patience``
-        validations without improvement.
-        """
-        cfg = self.config
-        steps = cfg.steps if steps is None else steps
-        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"UWMMSE.fit: steps must be an integer >= 0, got {steps!r}")
-        if not callable(sampler):
-            raise TypeError(f"UWMMSE.fit: sampler must be callable as sampler(batch) -> dict, got {type(sampler).__name__}")
-        torch.manual_seed(seed)
-        if validation is None:
-            validation = sampler(cfg.val_size)
-        from tqdm.auto import tqdm
-
-        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        hist: dict[str, Any] = {"step": [], "loss": [], "val_step": [], "val_ratio": []}
-        start = time.perf_counter()
-        val_ref = reference_wsr(validation)  # WMMSE on the fixed validation set, once
-        best_ratio = self.ratio_to_wmmse(validation, val_ref)
-        best_state = copy.deepcopy(self.model.state_dict())
-        best_step, since_best, stopped, skipped = 0, 0, False, 0
-        hist["val_step"].append(0)
-        hist["val_ratio"].append(best_ratio)
-        bar = tqdm(total=steps, desc="uwmmse", disable=not progress, file=sys.stderr, leave=False)
-        for step in range(1, steps + 1):
-            self.model.train()
-            t = to_torch(sampler(cfg.batch_size), dtype=self.dtype, device=self.device)
-            power = self.forward(t)
-            loss = -weighted_sum_rate_torch(t["gain"], power, t["noise"], t["weight"]).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-            if torch.isfinite(grad_norm):
-                opt.step()
-            else:  # a degenerate batch (e.g. 0/0 at a saturated layer): skip it rather than poison Adam
-                skipped += 1
-            hist["step"].append(step)
-            loss_value = loss.item()
-            hist["loss"].append(loss_value)
-            bar.update(1)
-            if step % cfg.val_every == 0 or step == steps:
-                ratio = self.ratio_to_wmmse(validation, val_ref)
-                hist["val_step"].append(step)
-                hist["val_ratio"].append(ratio)
-                if ratio > best_ratio:
-                    best_ratio, best_step, since_best = ratio, step, 0
-                    best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    since_best += 1
-                bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{ratio:.4f}", best=f"{best_ratio:.4f}")
-                info = {"loss": loss_value, "val_ratio": ratio, "best_val_ratio": best_ratio}
-                if callback is not None and callback(step, info) is True:
-                    stopped = True
-                    break
-                if cfg.patience and since_best >= cfg.patience:
-                    stopped = True
-                    break
-        bar.close()
-        self.model.load_state_dict(best_state)
-        self.model.eval()
-        wall = time.perf_counter() - start
-        hist.update(best_val_ratio=best_ratio, best_step=best_step, wall_time=wall, stopped_early=stopped,
-                    skipped_steps=skipped)
-        self.meta.update({
-            "env_id": getattr(sampler, "env_id", self.meta.get("env_id")),
-            "env_kwargs": getattr(sampler, "env_kwargs", self.meta.get("env_kwargs")),
-            "train_steps": int(hist["step"][-1]) if hist["step"] else 0,
-            "best_step": best_step,
-            "val_ratio_to_wmmse": best_ratio,
-            "skipped_steps": skipped,
-            "seed": seed,
-            "config": dataclasses.asdict(cfg),
-        })
-        return hist
+    # --- training (hooks of the shared loop, solvers/training.py; described in the class docstring) ---
+    skip_nonfinite = True

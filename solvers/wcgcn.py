@@ -35,8 +35,9 @@ training-set statistics; D2D gains span 1e-10..1e-5 W/W, so a linear scale is do
 nearest links and its statistics move with K and density. We use the log (dB/10) of the gain relative
 to the receiver noise and the transmitter's budget, then standardise with mean/std measured on the
 first training batch (stored as buffers, so a checkpoint carries them). A log-ratio does not depend on
-the units of power and its distribution shifts only slightly when K grows at a fixed density (the model
-trained at K = 50 keeps ~99 % of WMMSE at K = 1000, benchmarks/RESULTS.md).
+the units of power and its distribution shifts only slightly when K grows at a fixed density (so a model
+trained at K = 50 generalises to K = 1000, benchmarks/RESULTS.md). A fit of a loaded or fitted model
+keeps its statistics (solvers/training.py); only a fresh model measures them.
 
 Graph (Sec. V-B: "h_jk is available to WCGCN only if the distance between transmitter j and receiver
 k is within 500 m"; the authors' code uses 300 m, our default, see ``Config.edge_threshold``):
@@ -53,21 +54,17 @@ The edge lists of a batch are built at once (``nonzero`` on a ``(B, K, K)`` mask
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 from torch_geometric.nn import MessagePassing
 
-from l2o_env.rates import weighted_sum_rate_torch
-from solvers.base import check_power_obs
-from solvers.learned import LearnedSolver, to_torch, wmmse_reference
+from l2o_env.validation import integer, real
+from solvers.learned import LearnedSolver
 
 __all__ = ["WCGCN", "WCGCNConv", "WCGCNNet", "build_graph"]
 
@@ -87,7 +84,7 @@ def _mlp(widths: list[int], last_activation: bool) -> nn.Sequential:
 
 def _run(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``seq(x)`` for a Linear/ReLU stack of :func:`_mlp`, as functional calls: the modules' ``__call__``
-    machinery cost more than their arithmetic on small graphs (one IC K = 10 decision: ~27 module calls)."""
+    machinery costs more than their arithmetic on small graphs (one IC K = 10 decision makes ~27 such calls)."""
     for layer in seq:
         x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else x.relu_()
     return x
@@ -126,7 +123,7 @@ class WCGCNConv(MessagePassing):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
         # MLP1's first linear map splits into a node part and an edge part, W [x_j; e] = W_x x_j + W_e e;
-        # projecting the nodes once (|V| rows) instead of every edge (|E| rows) saves ~25 % at K = 1000
+        # projecting the nodes once (|V| rows) instead of every edge (|E| rows) is cheaper on large graphs
         first = self.mlp1[0]
         f = x.shape[-1]
         x_proj = x @ first.weight[:, :f].T
@@ -164,15 +161,19 @@ class WCGCNNet(nn.Module):
         self.feat_std.copy_(std)
         self.normalised.fill_(True)
 
-    def forward(self, direct_db, weight, edge_index, edge_db) -> torch.Tensor:
-        """direct_db, weight ``(|V|,)``; edge_index ``(2, |E|)``; edge_db ``(|E|, 2)`` -> fractions ``(|V|,)``."""
+    def forward(self, direct_db, weight, edge_index, edge_db, all_layers: bool = False):
+        """direct_db, weight ``(|V|,)``; edge_index ``(2, |E|)``; edge_db ``(|E|, 2)`` -> fractions ``(|V|,)``
+        after the last layer, or (``all_layers=True``) the list of the fractions after each layer."""
         a = (direct_db - self.feat_mean[0]) / self.feat_std[0]
         e = (edge_db - self.feat_mean[1]) / self.feat_std[1]
         s = torch.ones_like(a)  # normalised noise sigma^2 / sigma^2 = 1 = full-power start
+        layers = []
         for _ in range(self.num_layers):
             x = torch.stack([a, weight, s], dim=-1)
             s = torch.sigmoid(self.conv(x, edge_index, e))
-        return s
+            if all_layers:
+                layers.append(s)
+        return layers if all_layers else s
 
 
 def build_graph(gain: torch.Tensor, *, tx_pos=None, rx_pos=None, edge_threshold: float = 300.0,
@@ -203,7 +204,7 @@ def build_graph(gain: torch.Tensor, *, tx_pos=None, rx_pos=None, edge_threshold:
         top = cross.topk(max_neighbors, dim=-1).indices
         mask = torch.zeros(bsz, k, k, dtype=torch.bool, device=gain.device)
         mask.scatter_(-1, top, True)
-    # nonzero on the flat mask is ~2x faster than on (B, K, K) (one index column instead of three)
+    # nonzero on the flat mask is faster than on (B, K, K) (one index column instead of three)
     flat = mask.reshape(-1).nonzero().squeeze(1)
     b, rem = flat // (k * k), flat % (k * k)
     i, j = rem // k, rem % k
@@ -224,6 +225,11 @@ class WCGCN(LearnedSolver):
 
     Uses the observation keys ``gain``, ``weight``, ``noise``, ``pmax`` and, when present, ``tx_pos`` /
     ``rx_pos`` (metres) to build the distance-threshold graph. Runs on any K.
+
+    Training (``fit``, the shared loop of :mod:`solvers.training`): unsupervised (Sec. IV), minus the mean
+    weighted sum rate of the last layer, Adam at ``lr`` with a cosine decay to ``lr_final`` over the fit's
+    steps. A fresh model measures its feature standardisation on the first training batch (also the batch
+    of step 1); a loaded or fitted one keeps its own. :meth:`forward_layers` gives every layer's powers.
     """
 
     name = "wcgcn"
@@ -241,8 +247,8 @@ class WCGCN(LearnedSolver):
         """Layers sharing one set of weights (Sec. III-C / authors' code: 3)."""
         edge_threshold: float = 300.0
         """Metres: links closer than this are neighbours when positions are observed. The paper (Sec. V-B)
-        uses 500 m, the authors' code 300 m; we default to 300 m: at K = 1000 (same density) it halves the
-        edges (15 neighbours per link instead of 38, measured), which keeps one decision under 50 ms on a CPU core."""
+        uses 500 m, the authors' code 300 m; we default to 300 m: at K = 1000 (same density) it gives far
+        fewer edges, which keeps one decision within the 50 ms target on a CPU core (benchmarks/RESULTS.md)."""
         max_neighbors: int = 32
         """Without positions: incoming edges per receiver, its strongest interferers (all when K - 1 <= this)."""
         lr: float = 1e-3
@@ -258,17 +264,16 @@ class WCGCN(LearnedSolver):
         val_every: int = 100
         """Steps between validations; the best validated weights are kept."""
 
+        def __post_init__(self):
+            for field in ("hidden1", "hidden2", "num_layers", "max_neighbors", "batch_size", "steps", "val_size",
+                          "val_every"):
+                setattr(self, field, integer("WCGCN", f"config.{field}", getattr(self, field)))
+            for field in ("edge_threshold", "lr", "lr_final"):
+                setattr(self, field, real("WCGCN", f"config.{field}", getattr(self, field), above=0.0))
+
     # --- model ---------------------------------------------------------------------------------
     def build(self) -> nn.Module:
         c = self.config
-        for field in ("hidden1", "hidden2", "num_layers", "max_neighbors", "batch_size", "steps", "val_size", "val_every"):
-            value = getattr(c, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"WCGCN: config.{field} must be an integer >= 1, got {value!r}")
-        for field in ("edge_threshold", "lr", "lr_final"):
-            value = getattr(c, field)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"WCGCN: config.{field} must be a finite number > 0, got {value!r}")
         return WCGCNNet(c.hidden1, c.hidden2, c.num_layers)
 
     def _graph(self, obs: Mapping[str, torch.Tensor]):
@@ -295,8 +300,7 @@ class WCGCN(LearnedSolver):
         return direct_db, edge_index, torch.stack([inr_in, inr_out], dim=-1)
 
     #: edges per ``forward`` call in ``act_batch`` on the CPU. The ``(|E|, 32)`` messages of a chunk then stay
-    #: in cache; measured per decision at B = 4096 (1 thread): D2D K = 50 (~570 edges a sample) 1118 us in
-    #: one piece, 219-330 us in chunks of 16-32 samples; IC K = 10 (90 edges) 126 us vs 33 us at 128 samples
+    #: in cache, several times faster than one piece on large batches (benchmarks/RESULTS.md, WCGCN)
     infer_edges: int = 12_000
     input_keys = ("gain", "noise", "pmax", "weight", "tx_pos", "rx_pos")
 
@@ -318,104 +322,37 @@ class WCGCN(LearnedSolver):
         frac = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_db)
         return frac.reshape(gain.shape[0], gain.shape[-1]) * pmax
 
-    # --- training ------------------------------------------------------------------------------
-    def _batch(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
-        checked = check_power_obs(raw, batched=True, who=who)
-        extras = {k: raw[k] for k in ("tx_pos", "rx_pos") if k in raw}
-        return to_torch({**extras, **checked}, dtype=self.dtype, device=self.device)
+    def forward_layers(self, obs: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Powers ``(B, K)`` in watts after each of the ``num_layers`` layers (the last one is :meth:`forward`)."""
+        gain, pmax = obs["gain"], obs["pmax"]
+        direct_db, edge_index, edge_db = self._features(obs)
+        fracs = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_db, all_layers=True)
+        return [frac.reshape(gain.shape[0], gain.shape[-1]) * pmax for frac in fracs]
 
-    def fit(self, sampler: Callable[[int], Mapping[str, np.ndarray]], *, steps: int | None = None, seed: int = 0,
-            progress: bool = True, validation: Mapping[str, np.ndarray] | None = None,
-            callback: Callable[[int, dict], Any] | None = None) -> dict:
-        """Unsupervised training (loss = minus the mean weighted sum rate of the last layer, Sec. IV).
-
-        Args:
-            sampler: ``sampler(batch) -> dict`` of batched float64 observation arrays (fresh samples per call).
-            steps: Adam steps (default ``config.steps``), one batch of ``config.batch_size`` each.
-            seed: ``torch.manual_seed`` of the weight initialisation.
-            progress: show a tqdm bar (stderr) with the loss and the validation ratio to WMMSE.
-            validation: a fixed observation dict; default ``sampler(config.val_size)`` drawn once.
-            callback: ``callback(step, metrics)`` after each validation; returning ``True`` stops training.
-
-        Returns:
-            history dict: ``steps``/``losses`` (every step), ``val_steps``/``val_ratios``, ``best_val_ratio``,
-            ``wall_time`` and ``cpu_time`` (s). The best validated weights are loaded at the end.
-        """
-        from tqdm.auto import tqdm
-
+    # --- training (hooks of the shared loop, solvers/training.py; described in the class docstring) ---
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps: int):
         c = self.config
-        steps = c.steps if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"WCGCN.fit: steps must be an integer >= 1, got {steps!r}")
-        if not callable(sampler):
-            raise TypeError(f"WCGCN.fit: sampler must be callable as sampler(batch) -> dict, got {type(sampler).__name__}")
-        torch.manual_seed(seed)
-        self.model.reset_parameters()
-        t0, c0 = time.perf_counter(), time.process_time()
+        total = max(steps, 1)
 
-        val_raw = dict(sampler(c.val_size)) if validation is None else dict(validation)
-        val = self._batch(val_raw, "WCGCN.fit(validation)")
-        # the WMMSE reference of the fixed validation batch is computed once, not at every validation
-        _, ref = wmmse_reference({k: v.double().cpu().numpy() for k, v in val.items()})
-        ref_mean = max(float(ref.mean()), 1e-300)
+        def factor(s: int) -> float:
+            return (c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * min(s / total, 1.0)))) / c.lr
 
-        first = self._batch(sampler(c.batch_size), "WCGCN.fit(sampler)")
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def start_training(self, sampler, validation) -> None:
+        self._first_batch = self.training_batch(sampler, 0)
         if not bool(self.model.normalised):
             with torch.no_grad():
-                d, _, e = self._features(first)
+                d, _, e = self._features(self._first_batch)
                 self.model.set_normalisation(d, e[:, 0])
 
-        opt = torch.optim.Adam(self.model.parameters(), lr=c.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: (c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * min(s / steps, 1.0)))) / c.lr)
-        hist: dict[str, Any] = {"steps": [], "losses": [], "val_steps": [], "val_ratios": []}
-        best, best_state = -math.inf, copy.deepcopy(self.model.state_dict())
+    def training_batch(self, sampler, step: int) -> dict[str, torch.Tensor]:
+        first = getattr(self, "_first_batch", None)
+        if step == 1 and first is not None:
+            self._first_batch = None
+            return first
+        return super().training_batch(sampler, step)
 
-        def validate(step):
-            nonlocal best, best_state
-            self.model.eval()
-            with torch.no_grad():
-                p = self.forward(val).double()
-            wsr = weighted_sum_rate_torch(val["gain"].double(), p, val["noise"].double(), val["weight"].double())
-            ratio = float(wsr.mean()) / ref_mean
-            hist["val_steps"].append(step)
-            hist["val_ratios"].append(ratio)
-            if ratio > best:
-                best, best_state = ratio, copy.deepcopy(self.model.state_dict())
-            self.model.train()
-            return ratio
-
-        ratio = validate(0)
-        bar = tqdm(range(1, steps + 1), disable=not progress, desc="wcgcn", leave=False)
-        batch = first
-        for step in bar:
-            if step > 1:
-                batch = self._batch(sampler(c.batch_size), "WCGCN.fit(sampler)")
-            power = self.forward(batch)
-            loss = -weighted_sum_rate_torch(batch["gain"], power, batch["noise"], batch["weight"]).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            hist["steps"].append(step)
-            hist["losses"].append(float(loss.detach()))
-            if step % c.val_every == 0 or step == steps:
-                ratio = validate(step)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", val=f"{ratio:.4f}", best=f"{best:.4f}")
-                if callback is not None and callback(step, {"loss": float(loss.detach()), "val_ratio": ratio, "best": best}):
-                    break
-        bar.close()
-        self.model.load_state_dict(best_state)
-        self.model.eval()
-        hist["best_val_ratio"] = best
-        hist["wall_time"] = time.perf_counter() - t0
-        hist["cpu_time"] = time.process_time() - c0  # this process's CPU seconds (all threads): the shared-machine yardstick
-        self.meta.update({
-            "env_id": getattr(sampler, "env_id", self.meta.get("env_id")),
-            "env_kwargs": getattr(sampler, "env_kwargs", self.meta.get("env_kwargs")),
-            "steps": int(hist["steps"][-1]) if hist["steps"] else 0,
-            "seed": int(seed),
-            "val_ratio_to_wmmse": best,
-            "val_size": int(val["gain"].shape[0]),
-        })
-        return hist
+    def end_training(self) -> dict[str, Any]:
+        self._first_batch = None
+        return {}

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from l2o_env.validation import integer
+from l2o_env.validation import choice, integer, real
 from solvers.base import Solver
 from solvers.wmmse_core import wmmse_run
 
@@ -76,19 +76,17 @@ class WMMSE(Solver):
     Stopping (per sample, ``B`` samples in one batch, no loop over samples): when the weighted sum rate
     (bit/s/Hz) changes by less than ``tol`` between two iterations, or after ``max_iter``. Defaults are
     the authors' code (1e-3, 100), which later papers use as "WMMSE"; the paper's own rule is
-    ``tol=1e-5, max_iter=500`` (both give Sun's Table I within 0.3 %). A finished sample stops changing.
+    ``tol=1e-5, max_iter=500`` (both reproduce Sun's Table I closely; benchmarks/RESULTS.md). A finished sample stops changing.
 
     Warm start (``init="warm"``, for mobility: consecutive slots with correlated channels). The first
     call, and any call after :meth:`reset` or whose batch shape ``(B, K)`` differs from the previous
     one, starts at full power. Otherwise it starts from the previous call's powers, clipped to the new
     ``pmax`` and floored at ``warm_floor * pmax``: a link that WMMSE drove to ``v = 0`` would stay at 0
     forever (``v_k = 0`` gives ``u_k = 0`` and so ``v_k = 0`` again in step 7), so the floor lets every
-    link come back on when its channel improves. The floor trades speed for quality: on the Gaussian
-    IC (K = 10, Gauss-Markov fading with correlation rho = 0.99 / 0.9 per slot,
-    :func:`l2o_env.channels.base.evolve_fading`; 2,000 samples x 9 slots) a floor of
-    0.01 saves the most iterations (4.5 / 7.1 against 10.7 from full power) but loses 0.5 / 2.2 % of the
-    sum rate (it stays near the previous slot's local optimum); 0.3 (default) needs 8.1 / 9.0 iterations
-    and gains 0.3 / 0.1 % over full power.
+    link come back on when its channel improves. The floor trades speed for quality: a low floor saves
+    the most iterations but loses sum rate (it stays near the previous slot's local optimum); the default
+    0.3 still saves iterations over a full-power start without losing sum rate on correlated Gaussian IC
+    fading (the measurements: benchmarks/RESULTS.md, "WMMSE speed").
 
     Args:
         max_iter: iteration cap (default 100; paper 500).
@@ -115,15 +113,11 @@ class WMMSE(Solver):
                  device: Any = "cpu", dtype: Any = torch.float64):
         who = type(self).__name__
         self.max_iter = integer(who, "max_iter", max_iter)
-        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not np.isfinite(tol) or tol < 0:
-            raise ValueError(f"{who}: tol must be a finite number >= 0 (bit/s/Hz), got {tol!r}")
-        self.tol = float(tol)
-        if init not in _INITS:
-            raise ValueError(f"{who}: init must be one of {_INITS}, got {init!r}")
-        self.init = init
-        if not isinstance(warm_floor, (int, float, np.floating)) or not 0.0 < float(warm_floor) <= 1.0:
+        self.tol = real(who, "tol (bit/s/Hz)", tol, at_least=0.0)
+        self.init = choice(who, "init", init, _INITS)
+        self.warm_floor = real(who, "warm_floor (a fraction of pmax)", warm_floor, above=0.0)
+        if self.warm_floor > 1.0:
             raise ValueError(f"{who}: warm_floor must be a fraction of pmax in (0, 1], got {warm_floor!r}")
-        self.warm_floor = float(warm_floor)
         self.device = resolve_device(device, who)
         self.dtype = resolve_dtype(dtype, who)
         self.last_iterations: np.ndarray | None = None

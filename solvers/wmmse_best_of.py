@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from l2o_env.rates import weighted_sum_rate_torch
-from l2o_env.validation import integer
+from l2o_env.validation import integer, real
 from solvers.base import Solver
 from solvers.wmmse import resolve_device, resolve_dtype
 from solvers.wmmse_core import wmmse_run
@@ -65,9 +65,7 @@ class WMMSEBestOf(Solver):
         who = type(self).__name__
         self.restarts = integer(who, "restarts", restarts, minimum=0)
         self.max_iter = integer(who, "max_iter", max_iter)
-        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not np.isfinite(tol) or tol < 0:
-            raise ValueError(f"{who}: tol must be a finite number >= 0 (bit/s/Hz), got {tol!r}")
-        self.tol = float(tol)
+        self.tol = real(who, "tol (bit/s/Hz)", tol, at_least=0.0)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.device = resolve_device(device, who)

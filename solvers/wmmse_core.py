@@ -42,7 +42,8 @@ from l2o_env.rates import sinr_torch
 __all__ = ["WMMSEGains", "wmmse_layer", "wmmse_prepare", "wmmse_run"]
 
 # CPU: run wmmse_run in blocks of about this many gain entries per copy (8 MB in float64) so that the
-# block's gain and its transpose stay in the last-level cache; 2-4x faster than one big batch at K = 30.
+# block's gain and its transpose stay in the last-level cache (faster than one big batch: see
+# benchmarks/RESULTS.md, "WMMSE speed").
 _CPU_BLOCK_ENTRIES = 1 << 20
 
 

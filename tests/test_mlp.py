@@ -178,10 +178,12 @@ def test_few_steps_reduce_validation_mse():
         before = float(torch.mean((sol.forward_normalised(x) - y) ** 2))
     hist = sol.fit(ic_sampler(seed=1), steps=60, seed=0, progress=False, validation=val)
     assert hist["val_mse"][-1] < 0.8 * before
-    assert len(hist["step"]) == 6 and hist["best_ratio"] == max(hist["val_ratio"])
-    assert sol.meta["steps"] == 60 and sol.meta["val_ratio"] == hist["best_ratio"]
+    assert hist["step"] == list(range(1, 61)) and len(hist["loss"]) == 60
+    assert hist["val_step"] == [0, 10, 20, 30, 40, 50, 60] and len(hist["val_mse"]) == len(hist["lr"]) == 7
+    assert hist["best_val_ratio"] == max(hist["val_ratio"]) and hist["label_time"] > 0
+    assert sol.meta["steps"] == 60 and sol.meta["val_ratio_to_wmmse"] == hist["best_val_ratio"]
     # the kept weights are the best-ratio ones
-    assert sol.ratio_to_wmmse(val) == pytest.approx(hist["best_ratio"], rel=1e-9)
+    assert sol.ratio_to_wmmse(val) == pytest.approx(hist["best_val_ratio"], rel=1e-9)
 
 
 def test_fit_is_seeded_and_adapts_an_untrained_model():
@@ -198,8 +200,19 @@ def test_fit_is_seeded_and_adapts_an_untrained_model():
 def test_callback_can_stop_training():
     sol = small()
     seen = []
-    hist = sol.fit(ic_sampler(), steps=100, progress=False, callback=lambda s, r: seen.append(s) or True)
-    assert seen == [10] and hist["step"] == [10]
+    hist = sol.fit(ic_sampler(), steps=100, progress=False, callback=lambda s, r: seen.append(s) or False)
+    assert seen == [10] and hist["step"] == list(range(1, 11)) and hist["val_step"] == [0, 10]
+    assert hist["stopped_early"] and hist["stop_reason"] == "callback"
+
+
+def test_plateau_decay_lowers_the_learning_rate():
+    """lr x lr_decay after lr_patience validations without a 0.1 % better validation MSE (never below min_lr)."""
+    sol = small(lr=1e-8, lr_patience=1, lr_decay=0.5, min_lr=2e-9)  # lr so small that the MSE cannot improve
+    hist = sol.fit(ic_sampler(), steps=50, progress=False)
+    # the lr is logged before each validation's decision: step 0 (no decision), 10 (the first MSE is the best
+    # so far), 20, 30, 40 (no improvement: halved after each), 50 (the floor reached after 40)
+    assert hist["val_step"] == [0, 10, 20, 30, 40, 50]
+    assert hist["lr"] == pytest.approx([1e-8, 1e-8, 1e-8, 5e-9, 2.5e-9, 2e-9], rel=1e-12)
 
 
 def test_training_script_runs_with_a_tiny_budget(tmp_path):
@@ -215,6 +228,7 @@ def test_training_script_runs_with_a_tiny_budget(tmp_path):
     assert back.config.num_links == 3 and back.config.hidden == (8, 8) and back.config.num_bs == 0
     assert back.meta["env_id"] == "PowerControl-IC-v0" and back.meta["env_kwargs"] == {"num_links": 3}
     assert "--steps 4" in back.meta["command"] and back.meta["steps"] == 4
+    assert res["history"]["step"][-1] == 4 and back.meta["val_ratio_to_wmmse"] == res["history"]["best_val_ratio"]
     assert 0.0 < res["test"]["ratio_raw"] < 1.5 and res["test"]["ratio_rounded"] == back.meta["test_ratio_rounded"]
 
 

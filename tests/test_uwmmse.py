@@ -178,10 +178,18 @@ def test_float32_option(obs):
 
 @pytest.mark.parametrize("bad", [{"node_features": "xyz"}, {"input_scale": "median"}, {"dtype": "half"},
                                  {"input_transform": "sqrt"}, {"aggregate": "in"}, {"gcn_dtype": "int8"},
-                                 {"num_layers": 0}, {"lr": -1.0}, {"patience": -1}])
+                                 {"num_layers": 0}, {"num_layers": 2.5}, {"hidden": True}, {"lr": -1.0},
+                                 {"lr": float("nan")}, {"patience": -1}, {"grad_clip": -1.0}])
 def test_bad_config_is_rejected(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         UWMMSE(**bad)
+
+
+def test_config_accepts_integral_floats_and_suggests_a_near_miss():
+    cfg = UWMMSEConfig(num_layers=3.0, steps=100.0, patience=0.0)
+    assert (cfg.num_layers, cfg.steps, cfg.patience) == (3, 100, 0) and isinstance(cfg.num_layers, int)
+    with pytest.raises(ValueError, match="Did you mean 'log1p'"):
+        UWMMSEConfig(input_transform="log1")
 
 
 def test_unknown_keyword_names_the_allowed_fields():
@@ -236,7 +244,7 @@ def test_a_few_training_steps_raise_the_sum_rate():
     after = s.ratio_to_wmmse(val)
     assert after > before + 1e-3, (before, after)
     assert after == pytest.approx(hist["best_val_ratio"])
-    assert s.meta["train_steps"] == 30 and s.meta["val_ratio_to_wmmse"] == pytest.approx(after)
+    assert s.meta["steps"] == 30 and s.meta["val_ratio_to_wmmse"] == pytest.approx(after)
 
 
 def test_fit_rejects_bad_arguments():
@@ -252,8 +260,8 @@ def test_callback_can_stop_training():
     sampler = lambda batch: adhoc_obs(rng, batch)  # noqa: E731
     s = UWMMSE(val_every=5, val_size=32)
     seen = []
-    hist = s.fit(sampler, steps=50, progress=False, callback=lambda step, info: seen.append(step) or True)
-    assert seen == [5] and hist["stopped_early"] and len(hist["loss"]) == 5
+    hist = s.fit(sampler, steps=50, progress=False, callback=lambda step, info: seen.append(step) or False)
+    assert seen == [5] and hist["stopped_early"] and len(hist["loss"]) == 5 and hist["stop_reason"] == "callback"
 
 
 # --- slow: the shipped checkpoint on fresh samples (targets of the brief) --------------------------
@@ -317,4 +325,5 @@ def test_training_script_runs_with_a_tiny_budget(tmp_path, monkeypatch):
     assert [r["factor"] for r in res["density_table"]] == [1.0, 5.0]
     back = UWMMSE.load(out)
     assert back.meta["density_factors"] == [0.5, 5.0] and "train_uwmmse.py" in back.meta["command"]
-    assert back.meta["env_id"] == "PowerControl-AdHoc-v0" and back.meta["train_steps"] == 3
+    assert back.meta["env_id"] == "PowerControl-AdHoc-v0" and back.meta["steps"] == 3
+    assert res["history"]["step"] == [1, 2, 3] and back.meta["val_ratio_to_wmmse"] == res["history"]["best_val_ratio"]
