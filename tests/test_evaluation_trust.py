@@ -17,16 +17,9 @@ from l2o_env.cli import main
 from l2o_env.evaluation import ConfigError, EvaluationResult, evaluate, rerun
 from l2o_env.evaluation.harness import explicit_kwargs
 from l2o_env.evaluation.metrics import Z95, jain_index, mean_ci, ratio_ci, served_fraction
+from test_evaluation import Fraction
 
 IC = "PowerControl-IC-v0"
-
-
-class Fraction:
-    def __init__(self, frac=0.5, name="fraction"):
-        self.frac, self.name = frac, name
-
-    def act_batch(self, obs):
-        return self.frac * np.asarray(obs["pmax"], dtype=np.float64)
 
 
 class Broken(Fraction):

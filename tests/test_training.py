@@ -19,11 +19,8 @@ from solvers.wcgcn import WCGCN
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test here on one torch thread (the conftest fixture)."""
 
 
 def ic(seed=0, k=4):

@@ -14,12 +14,8 @@ from solvers.wcgcn import WCGCN, WCGCNConv, build_graph
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # the tiny graphs here gain nothing from threads, and spinning threads cost a lot on shared cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test here on one torch thread (the conftest fixture)."""
 
 
 def ic_obs(batch=4, k=6, seed=0):

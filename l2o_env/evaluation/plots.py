@@ -154,8 +154,9 @@ def plot_result(result, path: str | os.PathLike, metric: str | None = None) -> P
 
     ``metric``: ``"ratio"`` or ``"wsr"`` (:data:`METRICS`); ``None`` draws the ratio against a swept
     knob, or the sum-rate CDF when nothing is swept."""
-    if metric is not None and metric not in METRICS:
-        raise ValueError(f"plot: metric must be one of {sorted(METRICS)} or None, got {metric!r}")
+    from l2o_env.validation import choice
+
+    choice("plot", "metric", metric, (*METRICS, None))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = _figure()

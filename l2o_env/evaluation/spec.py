@@ -40,7 +40,8 @@ KNOBS: dict[str, dict[str, str]] = {
 }
 #: Steps per episode when a speed is set (slots correlated in time).
 MOBILE_EPISODE_LENGTH = 10
-#: Target size in bytes of one batch of float64 gain matrices (sets the number of parallel envs).
+#: Target size in bytes of one batch of the largest observation array in float64 (power control: the gain
+#: matrices); sets the number of parallel envs.
 BATCH_BYTES = 64 * 2**20
 #: ``weights`` values whose per-slot weights depend on the solver's past actions (need ``mode="live"``).
 ACTION_DEPENDENT_WEIGHTS = ("proportional_fair",)
@@ -458,16 +459,20 @@ def build_spec(solvers, env_id: str, env_kwargs: Mapping[str, Any] | None = None
                           f"({ACTION_DEPENDENT_WEIGHTS}); use mode='live' or 'auto'")
 
     # build every point's env once before the long run, so that a bad keyword fails at once
-    sizes, rhos = [], []
+    sizes, sample_entries, rhos = [], [], []
     for p in points:
         env = make_vec(env_id, 1, p)
         try:
-            sizes.append(int(env.single_observation_space["gain"].shape[-1]))
+            space = env.single_observation_space
+            sizes.append(int(space["weight"].shape[0]))  # K links, whatever the family
+            # the largest array of one observation (power control: the K x K gains) sets the batch
+            sample_entries.append(max(int(np.prod(sub.shape)) for sub in space.values()))
             rho = getattr(getattr(env, "unwrapped", env), "fading_correlation", None)
             rhos.append(None if rho is None else float(rho))
         finally:
             env.close()
-    max_batch = max(1, BATCH_BYTES // (8 * max(sizes) ** 2)) if max_batch is None else _int("max_batch", max_batch)
+    max_batch = (max(1, BATCH_BYTES // (8 * max(sample_entries))) if max_batch is None
+                 else _int("max_batch", max_batch))
 
     # shipped checkpoints are chosen for the unswept setting (a sweep tests one model across the knob)
     base = {**points[0], "num_links": sizes[0]} if knob == "num_links" else {**env_kwargs, "num_links": sizes[0]}

@@ -229,20 +229,28 @@ class PowerControl(Problem):
         (entries within that tolerance are clipped but not counted).
         """
         who = f"{type(self).__name__}.project"
-        tol = real(who, "tol", tol, at_least=0.0)
+        if tol != 0.0:
+            tol = real(who, "tol", tol, at_least=0.0)
         shape = self.action_shape(obs)
-        try:
-            arr = np.asarray(action)
-        except Exception as exc:  # ragged lists and the like
-            raise ValueError(f"{who}: action must be a numeric array of shape {shape}, got {type(action).__name__}") from exc
+        arr = action
+        if type(arr) is not np.ndarray:
+            try:
+                arr = np.asarray(action)
+            except Exception as exc:  # ragged lists and the like
+                raise ValueError(f"{who}: action must be a numeric array of shape {shape}, got {type(action).__name__}") from exc
         if arr.dtype.kind not in "fiu":
             raise ValueError(f"{who}: action must be a real numeric array (powers in watts), got dtype {arr.dtype}")
         if arr.shape != shape:
             raise ValueError(f"{who}: action must have shape {shape} (B, K), got {arr.shape}")
         power = arr.astype(np.float64)  # a copy, never the caller's array
-        pmax = np.broadcast_to(np.asarray(obs["pmax"], dtype=np.float64), shape)
+        pmax = obs["pmax"]
+        if type(pmax) is not np.ndarray or pmax.dtype != np.float64 or pmax.shape != shape:
+            pmax = np.broadcast_to(np.asarray(pmax, dtype=np.float64), shape)
+        total = power.sum()
+        if math.isfinite(total) and power.min() >= 0.0 and (power <= pmax).all():
+            return power, np.zeros(shape[:-1], dtype=np.int64)  # the common case: already feasible
         bad = None
-        if not math.isfinite(power.sum()):
+        if not math.isfinite(total):
             bad = ~np.isfinite(power)
             power[bad] = 0.0
         out, changed = clip_power(power, pmax, float(pmax.min()) if pmax.size else 0.0)
