@@ -319,15 +319,21 @@ def _cmd_train(args) -> int:
     solver.save(out)
 
     # samples drawn after training are ones the solver never saw (same topology when the env fixes one);
-    # the ratio is the solvers' own ratio_to_wmmse, the one definition training validates with
-    from solvers.learned import reference_wsr
+    # scored as `l2o eval` scores them: the problem's weighted sum rate, the ratio of means to the
+    # problem's reference solver with its 95 % interval over the paired samples
+    from l2o_env.evaluation.metrics import ratio_ci
+    from l2o_env.problems import get_problem
+    from l2o_env.scenarios import get_scenario
 
+    problem = get_problem(get_scenario(args.env).problem)
     obs = sampler(TRAIN_EVAL_SAMPLES)
-    wsr_ref = reference_wsr(obs)
-    ratio = solver.ratio_to_wmmse(obs, reference=wsr_ref)
+    mine = problem.weighted_sum_rate(obs, solver.act_batch(obs))
+    ref = problem.weighted_sum_rate(obs, solvers.make(problem.reference_solver).act_batch(obs))
+    ratio, half = ratio_ci(mine, ref)
     kw = ",".join(f"{k}={v}" for k, v in env_kwargs.items())
-    print(f"{args.solver} on {args.env}{f'({kw})' if kw else ''}: ratio to WMMSE {100 * ratio:.2f}% "
-          f"on {TRAIN_EVAL_SAMPLES} fresh samples (mean WSR {ratio * wsr_ref:.4f} vs {wsr_ref:.4f} bit/s/Hz)")
+    print(f"{args.solver} on {args.env}{f'({kw})' if kw else ''}: ratio to {problem.reference_solver} "
+          f"{100 * ratio:.2f}% +/- {100 * half:.2f} on {TRAIN_EVAL_SAMPLES} fresh samples "
+          f"(mean WSR {mine.mean():.4f} vs {ref.mean():.4f} bit/s/Hz)")
     if isinstance(history, dict) and history.get("step") is not None:
         print(f"training: {len(history['step'])} steps, best validation ratio {history.get('best_val_ratio', float('nan')):.4f} "
               f"at step {history.get('best_step')}, {history.get('wall_time', float('nan')):.1f} s")

@@ -117,7 +117,7 @@ def test_train_saves_a_checkpoint_that_eval_loads(tmp_path, capsys):
     assert main(["train", "uwmmse", "--env", "PowerControl-AdHoc-v0", "--env-kwargs", "num_links=5", "--steps", "3",
                  "--solver-kwargs", "val_size=32,batch_size=8", "--out", str(ckpt), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "ratio to WMMSE" in out and "1000 fresh samples" in out and ckpt.stat().st_size > 0
+    assert "ratio to wmmse" in out and "1000 fresh samples" in out and ckpt.stat().st_size > 0
     res = tmp_path / "uw.json"
     assert main(["eval", "--env", "PowerControl-AdHoc-v0", "--env-kwargs", "num_links=5", "--solvers", "uwmmse",
                  "--solver-kwargs", f"uwmmse.checkpoint={ckpt}", "--slots", "16", "--out", str(res),
