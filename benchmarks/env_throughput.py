@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 import l2o_env  # noqa: F401  (registers the IDs)
-from l2o_env.scenarios import ENV_IDS
+from l2o_env.scenarios import env_ids
 
 
 def best_of(fn, repeats: int) -> tuple[float, float]:
@@ -148,7 +148,7 @@ def main() -> None:
     if args.all_ids:
         print(f"\n| env ID (defaults) | single env steps/s (wall / CPU) | vector env slots/s, B={args.num_envs} (wall / CPU) |")
         print("|---|---|---|")
-        for env_id in ENV_IDS:
+        for env_id in env_ids(problem="power"):
             s = single_env_rate(env_id, single_steps // 4, max(1, args.repeats // 2))
             v = vector_env_rate(env_id, args.num_envs, max(2, vec_steps // 5), max(1, args.repeats // 2))
             print(f"| {env_id} | {s[0]:,.0f} / {s[1]:,.0f} | {v[0]:,.0f} / {v[1]:,.0f} |")

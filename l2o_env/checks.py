@@ -1,12 +1,13 @@
 """Contract checks in the style of stable-baselines3's ``check_env``: errors for breaches, warnings for advice.
 
 - :func:`check_solver` runs a solver against an env ID: ``act`` on real observations (with every extra
-  key the env has), ``act_batch`` on a batch, shapes, dtypes, finiteness, the power limits, that the
-  observation is not modified, and a few env steps. A breach raises :class:`SolverCheckError` naming
-  the method, what was expected and what was returned (all out-of-bounds indices at once); advice
-  (no ``act_batch``, ``act`` and ``act_batch`` disagreeing, ...) is a ``UserWarning``.
-- :func:`check_env` runs Gymnasium's ``check_env`` on a power-control env plus the contract of
-  DESIGN.md (observation keys and dtypes, reward = weighted sum rate of the clipped action, ``info``).
+  key the env has), ``act_batch`` on a batch, shapes, dtypes, finiteness, feasibility (the power limits;
+  the transmitters' budgets for beamforming), that the observation is not modified, and a few env
+  steps. A breach raises :class:`SolverCheckError` naming the method, what was expected and what was
+  returned (all out-of-bounds indices at once); advice (no ``act_batch``, ``act`` and ``act_batch``
+  disagreeing, ...) is a ``UserWarning``.
+- :func:`check_env` runs Gymnasium's ``check_env`` on an env of any problem family plus the contract of
+  DESIGN.md (observation keys and dtypes, reward = weighted sum rate of the feasible action, ``info``).
 
 >>> import solvers
 >>> from l2o_env.checks import check_solver
@@ -23,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from l2o_env.data import ObservationSampler
+from l2o_env.problems import Problem, get_problem
 from l2o_env.problems.power import POWER_KEYS as _POWER_KEYS
 from l2o_env.rates import weighted_sum_rate
 from l2o_env.scenarios import get_scenario
@@ -31,7 +33,7 @@ __all__ = ["check_solver", "check_env", "SolverCheckError"]
 
 
 class SolverCheckError(ValueError):
-    """A solver or env breaks the power-control contract (DESIGN.md)."""
+    """A solver or env breaks the contract of its problem family (DESIGN.md)."""
 
 
 def _advice(msg: str) -> None:
@@ -64,6 +66,29 @@ def _check_powers(who: str, power: Any, shape: tuple[int, ...], pmax: np.ndarray
         if high.size:
             parts.append(f"above pmax at {[tuple(map(int, b)) for b in high[:20]]}")
         raise SolverCheckError(f"{who} returned powers outside [0, pmax]: {'; '.join(parts)} (min {arr.min():.4g}, max {arr.max():.4g})")
+    return arr
+
+
+def _check_feasible(who: str, action: Any, shape: tuple[int, ...], problem: Problem, obs: dict) -> np.ndarray:
+    """Any family but power: the returned action as float64 ``shape``, finite and feasible for the batched
+    ``obs`` (``problem.project`` changes nothing beyond a 1e-6 relative tolerance), or a SolverCheckError."""
+    if action is None:
+        raise SolverCheckError(f"{who} returned None; expected a numeric array of shape {shape}")
+    arr = np.asarray(action)
+    if arr.dtype.kind not in "fiu":
+        raise SolverCheckError(f"{who} returned dtype {arr.dtype}; expected real numbers, shape {shape}")
+    if arr.shape != shape:
+        raise SolverCheckError(f"{who} returned shape {arr.shape}; expected {shape}")
+    arr = arr.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        raise SolverCheckError(f"{who} returned NaN/inf at indices {[tuple(map(int, b)) for b in bad[:20]]}")
+    batched = arr if len(shape) == len(problem.action_shape(obs)) else arr[None]
+    _, changed = problem.project(obs, batched, tol=1e-6)
+    if changed.any():
+        raise SolverCheckError(f"{who} returned an infeasible {problem.name} action: the feasibility step "
+                               f"({type(problem).__name__}.project) changes samples {np.flatnonzero(changed).tolist()} "
+                               "(a transmitter over its budget)")
     return arr
 
 
@@ -111,14 +136,21 @@ def check_solver(
     else:
         _advice(f"{name} has no reset(); solvers that keep state across slots must forget it there")
 
+    problem = get_problem(family)
+
+    def check_output(who, action, shape, obs_batched):
+        if problem.name == "power":
+            return _check_powers(who, action, shape, np.asarray(obs_batched["pmax"], dtype=np.float64).reshape(shape))
+        return _check_feasible(who, action, shape, problem, obs_batched)
+
     env = gym.make(env_id, **env_kwargs)
     try:
         obs, _ = env.reset(seed=seed)
-        k = obs["gain"].shape[-1]
-        pmax = np.asarray(obs["pmax"], dtype=np.float64)
         for t in range(max(1, steps)):
             before = copy.deepcopy(obs)
-            power = _check_powers(f"{name}.act (step {t})", act(obs), (k,), pmax)
+            one = {key: np.asarray(val)[None] for key, val in obs.items()}
+            shape = problem.action_shape(one)[1:]
+            power = check_output(f"{name}.act (step {t})", act(obs), shape, one)
             if not _same(before, obs):
                 raise SolverCheckError(f"{name}.act modified the observation in place; solvers must treat obs as read-only")
             obs, reward, terminated, truncated, info = env.step(power.astype(np.float32))
@@ -139,13 +171,14 @@ def check_solver(
     sampler = ObservationSampler(env_id, seed=seed, **sampler_kwargs)
     data = sampler(batch)
     before = copy.deepcopy(data)
-    powers = _check_powers(f"{name}.act_batch", act_batch(data), (batch, k), data["pmax"])
+    shape = problem.action_shape(data)
+    powers = check_output(f"{name}.act_batch", act_batch(data), shape, data)
     if not _same(before, data):
         raise SolverCheckError(f"{name}.act_batch modified the observation in place; solvers must treat obs as read-only")
     one = {key: val[0] for key, val in data.items()}
     if callable(getattr(solver, "reset", None)):
         solver.reset()
-    single = _check_powers(f"{name}.act", act(one), (k,), data["pmax"][0])
+    single = check_output(f"{name}.act", act(one), shape[1:], {key: val[:1] for key, val in data.items()})
     if not np.allclose(single, powers[0], rtol=1e-4, atol=1e-6 * float(data["pmax"][0].max())):
         _advice(
             f"{name}.act(obs) and {name}.act_batch(obs)[0] differ on the same observation (max |diff| "
@@ -154,13 +187,16 @@ def check_solver(
 
 
 def check_env(env: gym.Env, *, seed: int = 0, steps: int = 5) -> None:
-    """Gymnasium's ``check_env`` on ``env.unwrapped`` plus the power-control contract of DESIGN.md.
+    """Gymnasium's ``check_env`` on ``env.unwrapped`` plus the contract of DESIGN.md for its family.
 
-    Checks: the observation has ``gain (K, K)`` and ``weight``/``noise``/``pmax`` ``(K,)`` float32;
-    the action space is ``Box(0, pmax)``; the reward of random actions equals
-    ``rates.weighted_sum_rate`` of the clipped action on the observation it answered; ``info`` has
-    ``rates (K,)``, ``sum_rate`` and ``clipped``. Raises ``SolverCheckError`` (or Gymnasium's
-    ``AssertionError``) on a breach.
+    Checks: the observation has the problem's keys (``Problem.obs_keys``) as float32 arrays of the
+    space's shapes (power control: ``gain (K, K)``, ``weight``/``noise``/``pmax`` ``(K,)``, and the action
+    space is ``Box(0, pmax)``); the reward of random actions (some infeasible) equals the weighted sum
+    rate (``Problem.weighted_sum_rate``; power control: ``rates.weighted_sum_rate``) of the feasible
+    action (``Problem.project``) on the observation it answered; ``info`` has ``rates (K,)``,
+    ``sum_rate`` and the count of what feasibility changed (``clipped`` for power control, ``projected``
+    transmitters for beamforming), equal to ``Problem.project``'s. Raises ``SolverCheckError`` (or
+    Gymnasium's ``AssertionError``) on a breach.
     """
     from gymnasium.utils.env_checker import check_env as gym_check_env
 
@@ -170,6 +206,42 @@ def check_env(env: gym.Env, *, seed: int = 0, steps: int = 5) -> None:
         warnings.filterwarnings("ignore", message=".*infinity.*")
         warnings.filterwarnings("ignore", message=".*symmetric and normalized.*")
         gym_check_env(env.unwrapped, skip_render_check=True)
+    problem = getattr(env.unwrapped, "problem", None)
+    if not isinstance(problem, Problem):
+        problem = get_problem("power")
+    if problem.name == "power":
+        _check_power_env(env, seed=seed, steps=steps)
+        return
+    space = env.observation_space
+    for key in problem.obs_keys:
+        if key not in space.spaces:
+            raise SolverCheckError(f"{env}: observation space lacks key {key!r}; a {problem.name} env has {problem.obs_keys}")
+    count_key = getattr(env.unwrapped, "count_key", "changed")
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    for _ in range(steps):
+        for key, sub in space.spaces.items():
+            if obs[key].shape != sub.shape or obs[key].dtype != np.float32:
+                raise SolverCheckError(f"{env}: obs[{key!r}] must be float32 {sub.shape}, got {obs[key].dtype} {obs[key].shape}")
+        action = env.action_space.sample()  # the Box bounds each entry only: some transmitters over budget
+        obs_next, reward, terminated, truncated, info = env.step(action)
+        batched = {key: np.asarray(val, dtype=np.float64)[None] for key, val in obs.items()}
+        feasible, changed = problem.project(batched, action[None])
+        want_r = float(problem.weighted_sum_rate(batched, feasible)[0])
+        if not np.isclose(reward, want_r, rtol=1e-6, atol=1e-9):
+            raise SolverCheckError(f"{env}: reward {reward} != weighted sum rate {want_r} of the projected action")
+        for key in ("rates", "sum_rate", count_key):
+            if key not in info:
+                raise SolverCheckError(f"{env}: info lacks {key!r}; it must carry rates, sum_rate and {count_key}")
+        if int(info[count_key]) != int(changed[0]):
+            raise SolverCheckError(f"{env}: info[{count_key!r}]={info[count_key]} but the projection changed {int(changed[0])}")
+        obs = obs_next
+        if terminated or truncated:
+            obs, _ = env.reset()
+
+
+def _check_power_env(env: gym.Env, *, seed: int, steps: int) -> None:
+    """The power-control part of :func:`check_env` (after Gymnasium's own checks)."""
     space = env.observation_space
     for key in _POWER_KEYS:
         if key not in space.spaces:

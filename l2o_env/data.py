@@ -25,6 +25,8 @@ first batch of ``ObservationSampler(env_id, seed=s, **kw)(B)`` equals the first 
 ((64, 20, 20), (64, 20))
 >>> sampler.env_id, sampler.env_kwargs
 ('PowerControl-IC-v0', {'num_links': 20})
+>>> ObservationSampler("Beamforming-IBC-v0", seed=0)(8)["channel"].shape   # (B, K, T, Nr, Nt, 2)
+(8, 8, 2, 2, 8, 2)
 """
 
 from __future__ import annotations
@@ -50,23 +52,26 @@ def _plain(value: Any) -> Any:
 
 
 class ObservationSampler:
-    """Draws batches of power-control observations of ``env_id`` (float64, leading batch axis).
+    """Draws batches of observations of ``env_id`` (any problem family; float64, leading batch axis).
 
     Args:
-        env_id: a registered ID, e.g. ``"PowerControl-IMAC-v0"`` (see ``l2o_env.scenarios.ENV_IDS``).
+        env_id: a registered ID, e.g. ``"PowerControl-IMAC-v0"`` or ``"Beamforming-IBC-v0"`` (see
+            ``l2o_env.scenarios.ENV_IDS``).
         seed: seed of the sampler's own ``np.random.Generator``; the same seed gives the same batches.
             It drives the fading, the weights and a random topology's layouts only: a fixed topology's
             layout comes from ``layout_seed`` (default 0), as in the env.
         **env_kwargs: the keyword arguments of ``gym.make(env_id, ...)`` (``num_links``, ``num_cells``,
             ``density``, ``noise``, ``pmax``, ``snr_db``, ``weights``, ``topology``, ``layout_seed``,
-            model knobs ...).
+            model knobs such as ``scale`` or ``num_antennas`` ...).
             ``weights="random"`` draws U[0, 1] weights per sample and link; ``"proportional_fair"``
             depends on an episode's rate history and is refused here.
 
     Returns (``sampler(batch)``): a dict with exactly the env's observation keys, as float64 arrays
-    holding the env's float32 values: ``gain (B, K, K)``, ``weight (B, K)``, ``noise (B, K)`` (W),
-    ``pmax (B, K)`` (W); geometric envs add ``tx_pos`` and ``rx_pos`` ``(B, K, 2)`` in metres; the IMAC
-    adds ``bs_gain (B, N, K)``.
+    holding the env's float32 values. Power control: ``gain (B, K, K)``, ``weight (B, K)``, ``noise
+    (B, K)`` (W), ``pmax (B, K)`` (W); geometric envs add ``tx_pos`` and ``rx_pos`` ``(B, K, 2)`` in
+    metres; the IMAC adds ``bs_gain (B, N, K)``. Beamforming: ``channel (B, K, T, Nr, Nt, 2)``,
+    ``tx_of_link``, ``weight``, ``noise`` ``(B, K)``, ``pmax (B, T)``, and ``tx_pos (B, T, 2)``,
+    ``rx_pos (B, K, 2)`` where the env has geometry.
 
     Attributes:
         env_id: the scenario (the registered ID without a ``module:`` prefix).

@@ -27,6 +27,9 @@ __all__ = [
     "cross_gains_torch",
     "sinr_torch",
     "rate_from_sinr_torch",
+    "mimo_link_rates",
+    "mimo_link_rates_torch",
+    "mimo_weighted_sum_rate",
 ]
 
 _LN2 = float(np.log(2.0))
@@ -108,3 +111,110 @@ def weighted_sum_rate_torch(gain, power, noise, weight=None):
     if weight is None:
         return rates.sum(dim=-1)
     return (weight * rates).sum(dim=-1)
+
+
+# --- multi-antenna links (beamforming): the one home of the MIMO rate --------------------------------
+# Convention (DESIGN.md, "Observation (beamforming)"): ``channel[..., k, t]`` is the Nr x Nt matrix H_{k,t}
+# from transmitter t to the receiver of link k, and the received signal of link k is
+# ``y_k = sum_j H_{k, t(j)} V_j s_j + n_k`` with ``t(j) = tx_of_link[j]``: H itself multiplies the precoder
+# (no conjugate transpose). The rate of link k is
+#     r_k = log2 det(I + H_{k,t(k)} V_k V_k^H H_{k,t(k)}^H J_k^{-1}),
+#     J_k = sigma_k^2 I + sum_{j != k} H_{k,t(j)} V_j V_j^H H_{k,t(j)}^H,
+# computed as log det(I_d + S_k^H J_k^{-1} S_k) with S_k = H_{k,t(k)} V_k (Sylvester's identity; d x d
+# instead of Nr x Nr, and log1p when d = 1, so the single-antenna case is exactly `link_rates`). The
+# interference is summed from its own terms (never total minus signal), as in `link_rates`.
+def _mimo_pieces(xp, channel, tx_of_link, precoder):
+    """Signal ``S (..., K, Nr, d)`` and the interference terms side by side ``(..., K, Nr, K*d)`` (the own
+    link's block zeroed), for numpy (``xp = np``) or torch (``xp = torch``)."""
+    k = channel.shape[-4]
+    ids = _arange(xp, k, channel)
+    if tx_of_link.ndim == 1:
+        if channel.shape[-3] == k and bool((tx_of_link == ids).all()):
+            picked = channel  # one transmitter per link (D2D, the IC): nothing to gather
+        else:
+            picked = channel[..., tx_of_link, :, :]  # (..., K, K, Nr, Nt): H_{k, t(j)}
+    else:  # a transmitter map per sample
+        lead = tuple(np.broadcast_shapes(tuple(channel.shape[:-4]), tuple(tx_of_link.shape[:-1])))
+        idx = tx_of_link.reshape(*tx_of_link.shape[:-1], 1, k, 1, 1)
+        shape = (*lead, k, k, *channel.shape[-2:])
+        if xp is np:
+            picked = np.take_along_axis(np.broadcast_to(channel, (*lead, *channel.shape[-4:])),
+                                        np.broadcast_to(idx, shape), axis=-3)
+        else:
+            picked = xp.gather(channel.expand(*lead, *channel.shape[-4:]), -3, idx.expand(*shape).long())
+    received = picked @ precoder[..., None, :, :, :]  # (..., K, K, Nr, d): H_{k,t(j)} V_j
+    signal = received[..., ids, ids, :, :]
+    off = (ids[:, None] != ids[None, :])[..., None, None]
+    cross = received * off
+    nr, d = received.shape[-2], received.shape[-1]
+    cross = np.swapaxes(cross, -3, -2) if xp is np else cross.transpose(-3, -2)
+    return signal, cross.reshape(*cross.shape[:-3], nr, k * d)
+
+
+def _arange(xp, k, ref):
+    return np.arange(k) if xp is np else xp.arange(k, device=ref.device)
+
+
+def mimo_link_rates(channel, tx_of_link, precoder, noise) -> np.ndarray:
+    """Per-link rates in bit/s/Hz of precoders on a multi-antenna network (numpy, any leading axes).
+
+    Args:
+        channel: complex ``(..., K, T, Nr, Nt)``: ``channel[..., k, t]`` is H_{k,t}, from transmitter ``t``
+            (Nt antennas) to the receiver of link ``k`` (Nr antennas); ``y_k = sum_j H_{k,t(j)} V_j s_j + n_k``
+            (H multiplies V: no conjugate transpose).
+        tx_of_link: integer-valued ``(K,)`` or ``(..., K)``: the transmitter ``t(j)`` of every link.
+        precoder: complex ``(..., K, Nt, d)``: V_k, the precoder of link ``k`` (``d`` streams).
+        noise: ``(..., K)`` or a scalar: the noise power sigma_k^2 of every receiver (W), > 0.
+
+    Returns:
+        float64 ``(..., K)``: ``log2 det(I + H_kk V_k V_k^H H_kk^H J_k^{-1})`` with
+        ``J_k = sigma_k^2 I + sum_{j != k} H_{k,t(j)} V_j V_j^H H_{k,t(j)}^H``. With ``Nr = Nt = d = 1`` this
+        is :func:`link_rates` of the gains ``|h|^2`` and the powers ``|v|^2``.
+    """
+    channel = np.asarray(channel, dtype=np.complex128)
+    precoder = np.asarray(precoder, dtype=np.complex128)
+    tx = np.asarray(tx_of_link)
+    tx = tx.astype(np.intp) if tx.dtype.kind != "i" else tx
+    signal, cross = _mimo_pieces(np, channel, tx, precoder)
+    nr, d = signal.shape[-2], signal.shape[-1]
+    noise = np.asarray(noise, dtype=np.float64)
+    j = cross @ np.conj(np.swapaxes(cross, -1, -2))  # (..., K, Nr, Nr)
+    j = j + noise[..., None, None] * np.eye(nr)
+    a = np.conj(np.swapaxes(signal, -1, -2)) @ np.linalg.solve(j, signal)  # S^H J^-1 S, (..., K, d, d)
+    if d == 1:
+        return np.log1p(np.maximum(a[..., 0, 0].real, 0.0)) / _LN2
+    return np.linalg.slogdet(np.eye(d) + a)[1] / _LN2
+
+
+def mimo_link_rates_torch(channel, tx_of_link, precoder, noise):
+    """:func:`mimo_link_rates` in torch, differentiable in ``precoder`` (and ``channel``).
+
+    ``channel`` ``(..., K, T, Nr, Nt)`` and ``precoder`` ``(..., K, Nt, d)`` are complex tensors (promoted to
+    the wider complex dtype of the two), ``tx_of_link`` an integer-valued tensor ``(K,)`` or ``(..., K)``,
+    ``noise`` a real tensor ``(..., K)`` or a number. Returns real rates ``(..., K)`` in bit/s/Hz.
+    """
+    import torch
+
+    dtype = torch.promote_types(channel.dtype, precoder.dtype)
+    channel, precoder = channel.to(dtype), precoder.to(dtype)
+    tx = torch.as_tensor(tx_of_link, device=channel.device)
+    tx = tx.long() if tx.is_floating_point() else tx
+    signal, cross = _mimo_pieces(torch, channel, tx, precoder)
+    nr, d = signal.shape[-2], signal.shape[-1]
+    real = signal.real.dtype
+    noise = torch.as_tensor(noise, device=channel.device).to(real)
+    j = cross @ cross.conj().transpose(-1, -2)
+    j = j + (noise[..., None, None] * torch.eye(nr, dtype=real, device=channel.device)).to(dtype)
+    a = signal.conj().transpose(-1, -2) @ torch.linalg.solve(j, signal)
+    if d == 1:
+        return torch.log1p(a[..., 0, 0].real.clamp_min(0.0)) / _LN2
+    eye = torch.eye(d, dtype=dtype, device=channel.device)
+    return torch.linalg.slogdet(eye + a)[1] / _LN2
+
+
+def mimo_weighted_sum_rate(channel, tx_of_link, precoder, noise, weight=None) -> np.ndarray:
+    """Weighted sum rate in bit/s/Hz (numpy) of :func:`mimo_link_rates`; ``weight=None``: all 1."""
+    rates = mimo_link_rates(channel, tx_of_link, precoder, noise)
+    if weight is None:
+        return rates.sum(axis=-1)
+    return (np.asarray(weight, dtype=np.float64) * rates).sum(axis=-1)

@@ -8,9 +8,11 @@ elsewhere. Adding a power-control scenario is one row here plus one channel-mode
 The channel-model classes are imported lazily (``"module:Class"``), so importing this module is cheap
 and a scenario whose model file is missing fails only when it is built.
 
->>> from l2o_env.scenarios import ENV_IDS, build_model
+>>> from l2o_env.scenarios import ENV_IDS, build_model, env_ids
 >>> ENV_IDS
-['PowerControl-IC-v0', 'PowerControl-IMAC-v0', 'PowerControl-AdHoc-v0', 'PowerControl-D2D-v0']
+['PowerControl-IC-v0', 'PowerControl-IMAC-v0', 'PowerControl-AdHoc-v0', 'PowerControl-D2D-v0', 'Beamforming-MISO-v0', 'Beamforming-IBC-v0', 'Beamforming-D2D-v0']
+>>> env_ids(problem="beamforming")
+['Beamforming-MISO-v0', 'Beamforming-IBC-v0', 'Beamforming-D2D-v0']
 >>> build_model("PowerControl-IC-v0", num_links=20).num_links
 20
 """
@@ -25,7 +27,7 @@ from typing import Any, Mapping
 
 from l2o_env.validation import choice, integer, name_unknown, real, suggest
 
-__all__ = ["Scenario", "SCENARIOS", "ENV_IDS", "get_scenario", "build_model", "model_class", "model_knobs"]
+__all__ = ["Scenario", "SCENARIOS", "ENV_IDS", "env_ids", "get_scenario", "build_model", "model_class", "model_knobs"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,36 @@ _TABLE = (
         citation=("Shen et al. 2021 (WCGCN), IEEE JSAC, arXiv:2007.07632, Sec. V-B; channel model of "
                   "Cui, Shen & Yu 2019, IEEE JSAC, arXiv:1808.01486"),
     ),
+    Scenario(
+        env_id="Beamforming-MISO-v0",
+        model="l2o_env.channels.miso:MISO",
+        defaults={"num_users": 4, "num_antennas": 4},
+        description="MISO downlink: one BS with M = 4 antennas, N = 4 single-antenna users, h ~ CN(0, I), "
+                    "noise 1, P = 10^(snr_db/10), snr_db 10",
+        citation=("Pellaco, Bengtsson & Jalden 2020, 'Deep unfolding of the weighted MMSE beamforming "
+                  "algorithm', arXiv:2006.08448, Sec. II and V"),
+        problem="beamforming",
+    ),
+    Scenario(
+        env_id="Beamforming-IBC-v0",
+        model="l2o_env.channels.ibc:IBC",
+        defaults={"scale": "small"},
+        description="Multi-cell MIMO downlink: 2 BSs x 4 users, Nt = 8, Nr = d = 2, 10 W per BS, "
+                    "128.1 + 37.6 log10(d/km) dB, 8 dB shadowing, noise from SNR 5 dB; scale, interference",
+        citation=("Song, Liu & Xu 2023, 'Learning to Optimize Non-Convex Sum-Rate Maximization Problems', "
+                  "SynS & ML workshop at ICML 2023, Sec. 4; problem and WMMSE of Shi et al. 2011, IEEE TSP, "
+                  "doi:10.1109/TSP.2011.2147784"),
+        problem="beamforming",
+    ),
+    Scenario(
+        env_id="Beamforming-D2D-v0",
+        model="l2o_env.channels.d2d_beamforming:D2DBeamforming",
+        defaults={"num_links": 50},
+        description="D2D beamforming: K = 50 pairs in 1 km x 1 km, Nt = 2, single-antenna receivers, "
+                    "4.4e5 / d^1.88 gain, noise 1, Pmax 1 (pathloss='itu1411': the power-control model)",
+        citation="Shen et al. 2021 (WCGCN), IEEE JSAC, arXiv:2007.07632, Sec. V-C",
+        problem="beamforming",
+    ),
 )
 
 # the read-only view SCENARIOS and the list ENV_IDS are the public API; they are built from _TABLE only
@@ -112,6 +144,11 @@ _BY_ID: dict[str, Scenario] = {s.env_id: s for s in _TABLE}
 assert len(_BY_ID) == len(_TABLE), "duplicate env ID in the scenario table"
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType(_BY_ID)
 ENV_IDS: list[str] = [s.env_id for s in _TABLE]
+
+
+def env_ids(problem: str | None = None) -> list[str]:
+    """The env IDs of the table in order; with ``problem``, only that family's (``"power"``, ``"beamforming"``)."""
+    return [s.env_id for s in SCENARIOS.values() if problem is None or s.problem == problem]
 
 
 def _strip_namespace(env_id: str) -> str:

@@ -19,7 +19,9 @@ from l2o_env.data import ObservationSampler, sample_observations
 from l2o_env.envs.core import PF_INIT_RATE
 from l2o_env.problems.power import PF_MIN_RATE
 from l2o_env.rates import link_rates, weighted_sum_rate
-from l2o_env.scenarios import ENV_IDS, SCENARIOS, build_model
+from l2o_env.scenarios import SCENARIOS, build_model, env_ids
+
+ENV_IDS = env_ids(problem="power")  # the power-control IDs (the beamforming ones: test_beamforming_envs.py)
 
 GEOMETRIC = ["PowerControl-IMAC-v0", "PowerControl-AdHoc-v0", "PowerControl-D2D-v0"]
 DEFAULT_K = {"PowerControl-IC-v0": 10, "PowerControl-IMAC-v0": 12, "PowerControl-AdHoc-v0": 20, "PowerControl-D2D-v0": 50}
@@ -598,7 +600,7 @@ def test_sampler_seeds_topology_and_weights():
 
 # --- scenarios and the example ------------------------------------------------------------------
 def test_scenarios_table_is_complete():
-    assert ENV_IDS == list(SCENARIOS)
+    assert env_ids() == list(SCENARIOS)
     for env_id in ENV_IDS:
         s = SCENARIOS[env_id]
         assert s.description and s.citation

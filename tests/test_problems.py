@@ -31,7 +31,7 @@ def batch(b=3, k=4, seed=0, pmax=2.0):
 
 # --- the package and its import rule ---------------------------------------------------------------
 def test_registry_and_lookup():
-    assert dict(PROBLEMS) == {"power": POWER} and isinstance(POWER, Problem)
+    assert dict(PROBLEMS) == {"power": POWER, "beamforming": get_problem("beamforming")} and isinstance(POWER, Problem)
     assert get_problem("power") is POWER
     assert (POWER.name, POWER.obs_keys, POWER.reference_solver) == ("power", POWER_KEYS, "wmmse")
     assert POWER_KEYS == ("gain", "weight", "noise", "pmax")

@@ -42,7 +42,10 @@ def temporary_scenario(row: Scenario):
 
 
 # --- registration ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("env_id", ENV_IDS, ids=ENV_IDS)
+POWER_IDS = [e for e in ENV_IDS if SCENARIOS[e].problem == "power"]  # beamforming: test_beamforming_envs.py
+
+
+@pytest.mark.parametrize("env_id", POWER_IDS, ids=POWER_IDS)
 def test_every_row_is_registered_with_its_scenario_in_the_spec_kwargs(env_id):
     spec = gym.spec(env_id)
     single, vector = ENTRY_POINTS[SCENARIOS[env_id].problem]
@@ -114,6 +117,9 @@ def test_knob_flags_of_the_table():
         "PowerControl-IMAC-v0": ("power", False, False, "random"),
         "PowerControl-AdHoc-v0": ("power", False, True, "fixed"),
         "PowerControl-D2D-v0": ("power", False, False, "random"),
+        "Beamforming-MISO-v0": ("beamforming", False, False, "random"),
+        "Beamforming-IBC-v0": ("beamforming", False, False, "random"),
+        "Beamforming-D2D-v0": ("beamforming", False, False, "random"),
     }
 
 

@@ -11,7 +11,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import l2o_env  # noqa: F401
 from l2o_env.data import sample_observations
-from l2o_env.scenarios import ENV_IDS
+from l2o_env.scenarios import env_ids
+
+ENV_IDS = env_ids(problem="power")  # the wrapper flattens power-control envs
 from l2o_env.wrappers import LOG_CLIP, FlattenPowerControl, action_to_power, flatten_observation, power_to_action
 
 

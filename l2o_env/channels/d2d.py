@@ -203,6 +203,17 @@ class D2D(ChannelModel):
 
     def sample_layout(self, rng: np.random.Generator, batch: int) -> Layout:
         """``batch`` drops as the authors' generator makes them (module docstring), plus shadowing and headings."""
+        tx, rx = self.sample_positions(rng, batch)
+        k = self.num_links
+        shadow_db = self.shadowing_db * rng.standard_normal((tx.shape[0], k, k))
+        heading = rng.random((tx.shape[0], k)) * 2.0 * np.pi
+        shadowing = np.exp(shadow_db * (np.log(10.0) / 10.0))
+        return Layout(tx_pos=tx, rx_pos=rx, shadowing=shadowing, heading=heading)
+
+    def sample_positions(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Transmitter and receiver positions ``(B, K, 2)`` of ``batch`` drops (module docstring: pairs
+        placed inside the square, cross links shorter than 1 m redrawn); :meth:`sample_layout` adds the
+        shadowing and headings, and the multi-antenna D2D model (``channels.d2d_beamforming``) its own."""
         batch = integer("D2D.sample_layout", "batch", batch)
         k = self.num_links
         tx = rng.uniform(0.0, self.side, (batch, k, 2))
@@ -219,10 +230,7 @@ class D2D(ChannelModel):
             todo = np.zeros((batch, k), dtype=bool)
             todo[redo] = True
             self._place_receivers(rng, tx, rx, todo)
-        shadow_db = self.shadowing_db * rng.standard_normal((batch, k, k))
-        heading = rng.random((batch, k)) * 2.0 * np.pi
-        shadowing = np.exp(shadow_db * (np.log(10.0) / 10.0))
-        return Layout(tx_pos=tx, rx_pos=rx, shadowing=shadowing, heading=heading)
+        return tx, rx
 
     def large_scale(self, layout: Layout) -> np.ndarray:
         """``10^((-PL(d_ij) + G 1[i=j]) / 10) L_ij``, ``(B, K, K)`` (fading power 1)."""

@@ -1,14 +1,18 @@
-"""Gymnasium power-control envs (single and native batched vector) and their registration.
+"""Gymnasium envs (single and native batched vector) of every problem family and their registration.
 
-One env class and one vector env class serve every power-control scenario of ``l2o_env.scenarios``;
-the registration passes the scenario to them (``kwargs={"env_id": ID}``).
+One env class and one vector env class per problem family serve every scenario of that family in
+``l2o_env.scenarios`` (power control: :class:`PowerControlEnv`, :class:`PowerControlVectorEnv`;
+beamforming: :class:`BeamformingEnv`, :class:`BeamformingVectorEnv`); the registration passes the
+scenario to them (``kwargs={"env_id": ID}``).
 
 >>> import gymnasium as gym, l2o_env
 >>> env = gym.make("PowerControl-IC-v0", num_links=20)
 >>> envs = gym.make_vec("PowerControl-IC-v0", num_envs=1024)   # native batched VectorEnv
+>>> bf = gym.make("Beamforming-MISO-v0")                        # precoders instead of powers
 """
 
+from l2o_env.envs.beamforming import BeamformingEnv, BeamformingVectorEnv
 from l2o_env.envs.power_control import PowerControlEnv
 from l2o_env.envs.vector import PowerControlVectorEnv
 
-__all__ = ["PowerControlEnv", "PowerControlVectorEnv"]
+__all__ = ["PowerControlEnv", "PowerControlVectorEnv", "BeamformingEnv", "BeamformingVectorEnv"]

@@ -1,12 +1,15 @@
-"""Batched power-control dynamics: one home for the Env, the VectorEnv and the ObservationSampler.
+"""Batched slot dynamics of every problem family: one home for the Envs, the VectorEnvs and the
+ObservationSampler.
 
 Nothing here knows Gymnasium. :func:`parse_config` turns the keyword arguments of ``gym.make`` into a
 validated :class:`EnvConfig` (per-scenario behaviour comes from the row of ``l2o_env.scenarios``, never
 from the env ID itself); :class:`BatchSim` holds the state of ``B`` networks (the batch axis of the
 channel model is the env axis of the vector env; the single env is ``B = 1``; a sampler batch is ``B``
 fresh networks), advances it one slot and assembles the observation (:meth:`BatchSim.observation`).
-The power-control contract itself (action check and clip, spaces, ``PF_MIN_RATE``) lives in
-:mod:`l2o_env.problems.power`; ``check_action``, ``clip_power`` and ``PF_MIN_RATE`` are re-exported here.
+Everything family-specific is small and sits in :data:`FAMILIES` (one :class:`SlotFamily` per problem
+family: what a slot observes, how an action is made feasible); the contracts themselves (spaces, action
+checks, rates) live in :mod:`l2o_env.problems`. ``check_action``, ``clip_power`` and ``PF_MIN_RATE`` of
+the power family are re-exported here.
 
 Slot dynamics (per network, all networks in one numpy call):
 
@@ -35,14 +38,17 @@ Observed values are float32; the reward is computed from exactly the float32 val
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 
 from l2o_env.channels.base import ChannelModel, Layout, evolve_fading, jakes_correlation
+from l2o_env.problems import Problem, get_problem
+from l2o_env.problems.beamforming import project_precoders
 from l2o_env.problems.power import PF_MIN_RATE, check_action, clip_power
 from l2o_env.rates import link_rates
-from l2o_env.scenarios import SCENARIOS, Scenario, build_model, get_scenario, model_knobs
+from l2o_env.scenarios import SCENARIOS, Scenario, build_model, get_scenario, model_class, model_knobs
 from l2o_env.validation import choice, integer, name_unknown, real
 
 __all__ = [
@@ -58,6 +64,8 @@ __all__ = [
     "ENV_KNOBS",
     "ENV_DEFAULTS",
     "SimHolder",
+    "SlotFamily",
+    "FAMILIES",
 ]
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -89,15 +97,17 @@ ENV_DEFAULTS = {
 
 @dataclass(frozen=True, eq=False)
 class EnvConfig:
-    """Validated configuration of a power-control env (what ``gym.make`` keywords resolve to).
+    """Validated configuration of an env (what ``gym.make`` keywords resolve to), of any problem family.
 
     Attributes:
         env_id: the registered ID.
         scenario: its :class:`~l2o_env.scenarios.Scenario`.
         model: the channel model instance.
         num_links: K.
-        noise: ``(K,)`` float64 noise powers sigma^2 (W), float32-representable.
-        pmax: ``(K,)`` float64 power budgets (W), float32-representable.
+        noise: ``(K,)`` float64 noise powers sigma^2 (W), float32-representable; None when the model
+            derives the noise from every slot's channel (``model.noise_from_channel``, the IBC's SNR rule).
+        pmax: ``(T,)`` float64 budgets (W) of the T transmitters, float32-representable (power control:
+            T = K, one per link).
         speed: m/s, or None for independent slots.
         slot_duration: s.
         fading_correlation: rho of the Jakes model, None when ``speed`` is None.
@@ -108,6 +118,9 @@ class EnvConfig:
         layout_seed: seed of the fixed layout; None unless ``topology="fixed"``.
         fixed_layout: the one layout of a fixed topology (batch 1, arrays read-only):
             ``model.sample_layout(np.random.default_rng(layout_seed), 1)``; None for a random topology.
+        num_tx: T, the transmitters (``model.num_tx``; K for power control).
+        tx_of_link: ``(K,)`` intp, the transmitter of every link (``model.tx_of_link``; ``arange(K)``
+            for power control).
     """
 
     env_id: str
@@ -125,6 +138,13 @@ class EnvConfig:
     extra_shapes: dict
     layout_seed: int | None = None
     fixed_layout: Layout | None = None
+    num_tx: int = 0
+    tx_of_link: np.ndarray | None = None
+
+    @property
+    def problem(self) -> str:
+        """The problem family of the scenario (``"power"``, ``"beamforming"``)."""
+        return self.scenario.problem
 
     @property
     def fixed_topology(self) -> bool:
@@ -136,14 +156,16 @@ class EnvConfig:
 
     @property
     def observation_keys(self) -> tuple[str, ...]:
-        keys = ("gain", "weight", "noise", "pmax")
+        """The problem's keys (``Problem.obs_keys``), then positions (geometric models), then model extras."""
+        keys = tuple(get_problem(self.problem).obs_keys)
         if self.has_geometry:
             keys += ("tx_pos", "rx_pos")
         return keys + tuple(self.extra_shapes)
 
 
-def _per_link(env_id: str, name: str, value: Any, k: int, unit: str) -> np.ndarray:
-    """A positive scalar or ``(K,)`` array as float64 ``(K,)`` rounded to float32 (what the agent sees)."""
+def _per_link(env_id: str, name: str, value: Any, k: int, unit: str, per: str = "link") -> np.ndarray:
+    """A positive scalar or ``(K,)`` array as float64 ``(K,)`` rounded to float32 (what the agent sees);
+    ``per="transmitter"`` for the budgets of a family whose transmitters serve several links."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -151,7 +173,7 @@ def _per_link(env_id: str, name: str, value: Any, k: int, unit: str) -> np.ndarr
     if arr.ndim == 0:
         arr = np.full(k, float(arr))
     if arr.shape != (k,):
-        raise ValueError(f"{env_id}: {name} must be a scalar or have shape ({k},) (one per link), got shape {arr.shape}")
+        raise ValueError(f"{env_id}: {name} must be a scalar or have shape ({k},) (one per {per}), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"{env_id}: {name} must be finite and > 0 ({unit}), got {value!r}")
     arr32 = arr.astype(np.float32)
@@ -163,8 +185,10 @@ def _per_link(env_id: str, name: str, value: Any, k: int, unit: str) -> np.ndarr
 def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     """Validate the keywords of ``gym.make(env_id, **kwargs)`` and build the channel model.
 
-    Env knobs (:data:`ENV_KNOBS`): ``noise``, ``pmax`` (W, scalar or per link), ``snr_db`` (scenarios
-    with ``Scenario.snr_db_knob``, the IC: ``noise = pmax / 10^(snr_db/10)``), ``speed`` (m/s or None),
+    Env knobs (:data:`ENV_KNOBS`): ``noise`` (W, scalar or per link), ``pmax`` (W, scalar or per
+    transmitter: per link for power control), ``snr_db`` (scenarios with ``Scenario.snr_db_knob``, the
+    IC: ``noise = pmax / 10^(snr_db/10)``; a channel model whose constructor takes ``snr_db`` itself, the
+    MISO and IBC beamforming models, gets it as a model knob instead), ``speed`` (m/s or None),
     ``slot_duration`` (s, default 0.02), ``weights``, ``topology`` (scenarios with
     ``Scenario.topology_knob``, the ad hoc env), ``pf_smoothing``, ``layout_seed`` (those scenarios with
     ``topology="fixed"`` only: integer >= 0, default 0); defaults in :data:`ENV_DEFAULTS`. Every other
@@ -183,8 +207,9 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     if unknown:
         raise ValueError(f"{env_id}: unknown keyword(s) {name_unknown(unknown, allowed)}; allowed: {sorted(allowed)}")
 
-    env_kw = {k: kwargs[k] for k in ENV_KNOBS if k in kwargs}
-    model_kw = {k: v for k, v in kwargs.items() if k not in ENV_KNOBS}
+    # a knob of the channel model's own constructor (the beamforming models' snr_db) goes to the model
+    env_kw = {k: kwargs[k] for k in ENV_KNOBS if k in kwargs and k not in knobs}
+    model_kw = {k: v for k, v in kwargs.items() if k not in env_kw}
 
     speed = env_kw.get("speed")
     if speed is not None:
@@ -226,7 +251,9 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     if not 0.0 < pf_smoothing <= 1.0:
         raise ValueError(f"{env_id}: pf_smoothing (beta of the averaged rate) must be in (0, 1], got {pf_smoothing!r}")
 
-    for env_knob, model_side in (("noise", _NOISE_KNOBS), ("pmax", _PMAX_KNOBS)):
+    cls = model_class(env_id)
+    for env_knob, model_side in (("noise", _NOISE_KNOBS + tuple(getattr(cls, "noise_knobs", ()))),
+                                 ("pmax", _PMAX_KNOBS + tuple(getattr(cls, "pmax_knobs", ())))):
         clash = [k for k in model_side if k in model_kw]
         if env_knob in env_kw and clash:
             raise ValueError(
@@ -244,10 +271,16 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
 
     model = build_model(env_id, **model_kw)
     k = int(model.num_links)
-    pmax = _per_link(env_id, "pmax", env_kw.get("pmax", model.default_pmax), k, "W")
+    # transmitters: one per link in power control; the beamforming models say which serves which link
+    num_tx = int(getattr(model, "num_tx", k))
+    tx_of_link = np.asarray(getattr(model, "tx_of_link", np.arange(k)), dtype=np.intp)
+    per = "link" if num_tx == k and np.array_equal(tx_of_link, np.arange(k)) else "transmitter"
+    pmax = _per_link(env_id, "pmax", env_kw.get("pmax", model.default_pmax), num_tx, "W", per=per)
     if "snr_db" in env_kw:
         snr_db = real(env_id, "snr_db", env_kw["snr_db"])
-        noise = _per_link(env_id, "noise (from snr_db)", pmax / 10.0 ** (snr_db / 10.0), k, "W")
+        noise = _per_link(env_id, "noise (from snr_db)", pmax[tx_of_link] / 10.0 ** (snr_db / 10.0), k, "W")
+    elif "noise" not in env_kw and getattr(model, "noise_from_channel", False):
+        noise = None  # every slot's noise follows its channel (model.channel_noise)
     else:
         noise = _per_link(env_id, "noise", env_kw.get("noise", model.default_noise), k, "W")
 
@@ -283,6 +316,8 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
         extra_shapes=extra_shapes,
         layout_seed=layout_seed,
         fixed_layout=fixed_layout,
+        num_tx=num_tx,
+        tx_of_link=tx_of_link,
     )
 
 
@@ -292,16 +327,124 @@ def _with(flag: str) -> str:
     return ", ".join(ids) if ids else "no registered env"
 
 
+class SlotFamily:
+    """What the batched dynamics need of one problem family (one instance per family in :data:`FAMILIES`).
+
+    Attributes:
+        count_key: the ``info`` key counting what the feasibility step changed (``"clipped"`` power
+            entries, ``"projected"`` transmitters).
+        gain_only: whether a model without a layout can be drawn in one call (``model.sample``, the
+            Gaussian IC's fast path).
+    """
+
+    count_key = "changed"
+    gain_only = False
+
+    def constants(self, config: EnvConfig) -> dict[str, np.ndarray]:
+        """Observation keys that never change for a configuration, float32 of one network."""
+        raise NotImplementedError
+
+    def rate_inputs(self, config: EnvConfig) -> dict[str, np.ndarray]:
+        """The constant inputs of ``Problem.rates`` (float64, the float32 values the agent sees)."""
+        raise NotImplementedError
+
+    def observe(self, sim: "BatchSim", layout: Layout, fading: np.ndarray) -> dict[str, np.ndarray]:
+        """The per-slot observation keys of ``B`` networks, float32 with the batch axis first."""
+        raise NotImplementedError
+
+    def project(self, sim: "BatchSim", action: np.ndarray) -> tuple[np.ndarray, Any]:
+        """A validated float64 action ``(B, ...)`` (or one network's, without the batch axis) made
+        feasible, and the counts of the changes (``(B,)``, or a scalar for one network)."""
+        raise NotImplementedError
+
+    def rates(self, sim: "BatchSim", action: np.ndarray) -> np.ndarray:
+        """Per-link rates ``(B, K)`` of a feasible action ``(B, ...)`` on the slot: ``Problem.rates`` on the
+        float32 values the agent saw (a family may call its ``l2o_env.rates`` function directly)."""
+        return sim.problem.rates({**self.rate_inputs(sim.config), **sim.slot}, action)
+
+
+class _PowerSlots(SlotFamily):
+    """Power control: the gain matrix (plus positions and the model's extras); powers clipped to [0, pmax]."""
+
+    count_key = "clipped"
+    gain_only = True
+
+    def constants(self, config):
+        return {"noise": config.noise.astype(np.float32), "pmax": config.pmax.astype(np.float32)}
+
+    def observe(self, sim, layout, fading):
+        model = sim.model
+        slot = {"gain": sim._f32(model.gain(layout, fading))}
+        if sim.config.has_geometry:
+            slot["tx_pos"] = layout.tx_pos.astype(np.float32)
+            slot["rx_pos"] = layout.rx_pos.astype(np.float32)
+        for key, val in model.observation_extras(layout, fading).items():
+            slot[key] = np.minimum(val, F32_MAX).astype(np.float32)
+        return slot
+
+    def project(self, sim, action):
+        return clip_power(action, sim.config.pmax, sim._pmax_low)
+
+    def rates(self, sim, action):
+        # POWER.rates without the dict: this runs every step of every power env
+        return link_rates(sim.slot["gain"], action, sim.config.noise)
+
+
+class _BeamformingSlots(SlotFamily):
+    """Beamforming: the complex channel as float32 pairs, positions, the noise where it follows the
+    channel; precoders scaled onto each transmitter's budget (``problems.beamforming.project_precoders``)."""
+
+    count_key = "projected"
+
+    def constants(self, config):
+        const = {"tx_of_link": config.tx_of_link.astype(np.float32), "pmax": config.pmax.astype(np.float32)}
+        if config.noise is not None:
+            const["noise"] = config.noise.astype(np.float32)
+        return const
+
+    def rate_inputs(self, config):
+        rate = {"tx_of_link": config.tx_of_link}
+        if config.noise is not None:
+            rate["noise"] = config.noise
+        return rate
+
+    def observe(self, sim, layout, fading):
+        model, config = sim.model, sim.config
+        h = model.channel(layout, fading)
+        pairs = np.stack((h.real, h.imag), axis=-1)
+        if config.has_geometry:  # (a receiver on top of a transmitter at extreme densities)
+            np.clip(pairs, -F32_MAX, F32_MAX, out=pairs)
+        slot = {"channel": pairs.astype(np.float32)}
+        if config.noise is None:
+            slot["noise"] = np.clip(model.channel_noise(h), _F32_TINY, F32_MAX).astype(np.float32)
+        if config.has_geometry:
+            tx, rx = model.positions(layout)
+            slot["tx_pos"] = tx.astype(np.float32)
+            slot["rx_pos"] = rx.astype(np.float32)
+        return slot
+
+    def project(self, sim, action):
+        return project_precoders(action, sim.config.pmax, sim.config.tx_of_link)
+
+
+#: problem family -> its :class:`SlotFamily` (a new family adds one entry)
+FAMILIES: Mapping[str, SlotFamily] = MappingProxyType({"power": _PowerSlots(), "beamforming": _BeamformingSlots()})
+_F32_TINY = float(np.finfo(np.float32).tiny)
+
+
 class BatchSim:
     """The state of ``batch`` networks of one :class:`EnvConfig`, advanced one slot at a time.
 
     The single env is a ``BatchSim`` of one network, the native vector env one of ``num_envs`` networks,
     and an ``ObservationSampler`` batch is :meth:`observation` right after :meth:`reset` of ``batch``
     networks (with ``speed=None``: an independent draw; a fixed topology: its layout, fresh fading).
+    The problem family's part (what a slot observes, feasibility) is its :class:`SlotFamily`; rates come
+    from its :class:`~l2o_env.problems.Problem`.
 
     Attributes (all with the batch axis first):
-        gain: ``(B, K, K)`` float32, the observed gains the next action answers.
-        extras: float32 observation keys beyond the four of DESIGN.md (positions, ``bs_gain``).
+        slot: the float32 observation keys of the current slot (power: ``gain (B, K, K)``, positions,
+            ``bs_gain``; beamforming: ``channel (B, K, T, Nr, Nt, 2)``, positions, a per-slot ``noise``).
+        gain: ``slot["gain"]`` (power control), the observed gains the next action answers.
         weight: ``(B, K)`` float64 (float32-representable) weights of the current slot.
         avg_rate: ``(B, K)`` proportional-fair averaged rates (bit/s/Hz), or None.
         steps: ``(B,)`` slots since each network's last reset.
@@ -312,6 +455,8 @@ class BatchSim:
         self._count_steps = count_steps  # the single env leaves episode length to TimeLimit
         self.batch = int(batch)
         self.model = config.model
+        self.problem: Problem = get_problem(config.problem)
+        self.family: SlotFamily = FAMILIES[config.problem]
         self._k = config.num_links
         self._pf = config.weights == "proportional_fair"
         self._distance = None if config.speed is None else config.speed * config.slot_duration
@@ -322,8 +467,7 @@ class BatchSim:
         self.fixed_layout: Layout | None = None
         if config.fixed_layout is not None:
             self.fixed_layout = _read_only(config.fixed_layout.take(np.zeros(self.batch, dtype=np.intp)))
-        self.gain: np.ndarray | None = None
-        self.extras: dict[str, np.ndarray] = {}
+        self.slot: dict[str, np.ndarray] = {}
         self.weight = np.ones((self.batch, self._k))
         self.avg_rate = None
         self.steps = np.zeros(self.batch, dtype=np.int64)
@@ -332,12 +476,19 @@ class BatchSim:
         # without a speed or extra keys only its gains matter: `model.sample` draws them directly
         self._empty_layout = probe.batch_size is None and not probe.extra
         self._gain_only = (
-            self._empty_layout and config.speed is None and not config.has_geometry and not config.extra_shapes
+            self.family.gain_only and self._empty_layout and config.speed is None and not config.has_geometry
+            and not config.extra_shapes
         )
         self._clamp = config.has_geometry
         self._uniform = config.weights == "uniform"
-        self._noise32 = config.noise.astype(np.float32)
-        self._pmax32 = config.pmax.astype(np.float32)
+        self._keys = config.observation_keys
+        self._const = self.family.constants(config)
+        self._pmax_low = float(config.pmax.min())
+
+    @property
+    def gain(self) -> np.ndarray | None:
+        """The observed gain matrices ``(B, K, K)`` float32 (power control; None before a reset)."""
+        return self.slot.get("gain")
 
     # --- weights ----------------------------------------------------------------------------
     def _draw_weights(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -360,7 +511,7 @@ class BatchSim:
         if self._gain_only:
             if index is None:
                 self.layout = model.sample_layout(rng, self.batch)
-                self.gain = self._f32(model.sample(rng, self.batch))
+                self.slot = {"gain": self._f32(model.sample(rng, self.batch))}
                 self.steps[:] = 0
                 index = np.arange(self.batch)
             else:
@@ -408,10 +559,17 @@ class BatchSim:
         self.fading[index] = model.sample_fading(rng, n)
         self._observe()
 
-    def rates(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-link rates ``(B, K)`` and weighted sum rates ``(B,)`` of feasible ``power (B, K)`` (W)
-        on the observed channel (``rates.link_rates``, the one rate formula)."""
-        r = link_rates(self.gain, power, self.config.noise)
+    def project(self, action: np.ndarray) -> tuple[np.ndarray, Any]:
+        """A validated float64 action ``(B, ...)`` made feasible (the family's rule: powers clipped,
+        precoders scaled onto the budgets) and ``(B,)`` counts of what changed; one network's action
+        (no batch axis) gives a scalar count."""
+        return self.family.project(self, action)
+
+    def rates(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-link rates ``(B, K)`` and weighted sum rates ``(B,)`` of a feasible action ``(B, ...)`` on
+        the observed channel (``Problem.rates`` on the float32 values the agent saw: ``l2o_env.rates``,
+        the one rate formula)."""
+        r = self.family.rates(self, action)
         if self._uniform:
             return r, r.sum(axis=-1)
         return r, (r * self.weight).sum(axis=-1)
@@ -426,7 +584,7 @@ class BatchSim:
         if self._count_steps:
             self.steps += 1
         if self._gain_only:
-            self.gain = self._f32(model.sample(rng, self.batch))
+            self.slot = {"gain": self._f32(model.sample(rng, self.batch))}
             return
         if self._distance is None:
             if not (self.config.fixed_topology or self._empty_layout):
@@ -440,31 +598,22 @@ class BatchSim:
     def observation(self, row: int | None = None) -> dict[str, np.ndarray]:
         """The current observation as new float32 arrays (never views of the state).
 
-        ``row=None``: all ``B`` networks, batch axis first: ``gain (B, K, K)``, ``weight``, ``noise``,
-        ``pmax`` ``(B, K)``, then the extras (``tx_pos``, ``rx_pos`` ``(B, K, 2)`` for geometric models,
-        the model's keys such as ``bs_gain (B, N, K)``), in the order of
-        :attr:`EnvConfig.observation_keys`. ``row=i``: network ``i`` alone, without the batch axis (the
-        single env's observation).
+        ``row=None``: all ``B`` networks, batch axis first, in the order of
+        :attr:`EnvConfig.observation_keys` (power: ``gain (B, K, K)``, ``weight``, ``noise``, ``pmax``
+        ``(B, K)``, positions ``(B, K, 2)``, model keys such as ``bs_gain (B, N, K)``; beamforming:
+        ``channel (B, K, T, Nr, Nt, 2)``, ``tx_of_link``, ``weight``, ``noise`` ``(B, K)``, ``pmax
+        (B, T)``, ``tx_pos (B, T, 2)``, ``rx_pos (B, K, 2)``). ``row=i``: network ``i`` alone, without the
+        batch axis (the single env's observation).
         """
-        if row is not None:
-            obs = {
-                "gain": self.gain[row].copy(),
-                "weight": self.weight[row].astype(np.float32),
-                "noise": self._noise32.copy(),
-                "pmax": self._pmax32.copy(),
-            }
-            for key, val in self.extras.items():
-                obs[key] = val[row].copy()
-            return obs
-        b = self.batch
-        obs = {
-            "gain": self.gain.copy(),
-            "weight": self.weight.astype(np.float32),
-            "noise": np.tile(self._noise32, (b, 1)),
-            "pmax": np.tile(self._pmax32, (b, 1)),
-        }
-        for key, val in self.extras.items():
-            obs[key] = val.copy()
+        obs = {}
+        const, slot = self._const, self.slot
+        for key in self._keys:
+            if key == "weight":
+                obs[key] = (self.weight if row is None else self.weight[row]).astype(np.float32)
+            elif key in const:
+                obs[key] = np.tile(const[key], (self.batch, 1)) if row is None else const[key].copy()
+            else:
+                obs[key] = slot[key].copy() if row is None else slot[key][row].copy()
         return obs
 
     def _f32(self, gain: np.ndarray) -> np.ndarray:
@@ -475,16 +624,7 @@ class BatchSim:
         return gain.astype(np.float32)
 
     def _observe(self) -> None:
-        layout, fading, model = self.layout, self.fading, self.model
-        self.gain = self._f32(model.gain(layout, fading))
-        if self.config.has_geometry or self.config.extra_shapes:
-            extras = {}
-            if self.config.has_geometry:
-                extras["tx_pos"] = layout.tx_pos.astype(np.float32)
-                extras["rx_pos"] = layout.rx_pos.astype(np.float32)
-            for key, val in model.observation_extras(layout, fading).items():
-                extras[key] = np.minimum(val, F32_MAX).astype(np.float32)
-            self.extras = extras
+        self.slot = self.family.observe(self, self.layout, self.fading)
 
 
 def _read_only(layout: Layout) -> Layout:
@@ -496,21 +636,43 @@ def _read_only(layout: Layout) -> Layout:
 
 
 class SimHolder:
-    """What the single env and the native vector env share: a :class:`BatchSim` over one config.
+    """What the single env and the native vector env of every family share: a :class:`BatchSim` over one
+    config and the step of ``B`` networks (check, feasibility, rates, next slot).
 
-    Both classes call :meth:`_init_sim` in ``__init__`` after setting ``self.config``; the step and
-    observation code stays in each class because their shapes and autoreset rules differ.
+    Both classes call :meth:`_init_sim` in ``__init__`` after setting ``self.config``; the observation
+    and autoreset code stays in each class because their shapes and episode rules differ.
     """
 
     config: EnvConfig
 
-    def _init_sim(self, batch: int, shape: tuple[int, ...], who: str, **sim_kwargs: Any) -> None:
+    def _init_sim(self, batch: int, shape: tuple[int, ...], who: str, batched: bool = True, **sim_kwargs: Any) -> None:
+        """``shape``: the action shape ``step`` accepts, with the batch axis when ``batched`` (the vector env)
+        and without it for the single env (``batch = 1``)."""
         self._sim = BatchSim(self.config, batch, **sim_kwargs)
         self._shape = shape
         self._who = who
-        self._pmax = self.config.pmax
-        self._pmax_low = float(self._pmax.min())
+        self._batched = batched
+        self._count_key = self._sim.family.count_key
         self._ready = False
+
+    def _step_batch(self, action: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Check ``action`` (of ``self._shape``), make it feasible, score it on the current slot and move on.
+
+        Returns the per-link rates ``(B, K)``, the weighted sum rates ``(B,)`` and the counts of what the
+        feasibility step changed (``(B,)``; a scalar for the single env). A bad action raises before
+        anything changes.
+        """
+        sim = self._sim
+        checked = self.problem.check_action(action, self._shape, self._who)
+        feasible, changed = sim.family.project(sim, checked)
+        rates, wsr = sim.rates(feasible if self._batched else feasible[None])
+        sim.advance(rng, rates)
+        return rates, wsr, changed
+
+    @property
+    def count_key(self) -> str:
+        """The ``info`` key counting what the feasibility step changed (``"clipped"``, ``"projected"``)."""
+        return self._count_key
 
     @property
     def fading_correlation(self) -> float | None:

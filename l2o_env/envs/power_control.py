@@ -5,6 +5,8 @@ the registration passes the scenario as ``kwargs={"env_id": ID}`` and the scenar
 channel model, the defaults and which knobs apply (``snr_db_knob``, ``topology_knob``). The dynamics
 live in :mod:`l2o_env.envs.core` (shared with the native vector env and the ``ObservationSampler``);
 the spaces and the action check in :mod:`l2o_env.problems.power`; this module adds the Gymnasium API.
+Its family-free part, :class:`ScenarioEnv` (and :class:`ScenarioEnvMixin`, shared with the vector
+env), is also the base of the beamforming env (:mod:`l2o_env.envs.beamforming`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec, registry
 
-from l2o_env.envs.core import EnvConfig, SimHolder, clip_power, parse_config
+from l2o_env.envs.core import EnvConfig, SimHolder, parse_config
 from l2o_env.problems import Problem, get_problem
 from l2o_env.problems.power import single_action_space, single_observation_space
 from l2o_env.scenarios import get_scenario
 
-__all__ = ["PowerControlEnv", "ScenarioEnvMixin", "single_observation_space", "single_action_space"]
+__all__ = ["PowerControlEnv", "ScenarioEnv", "ScenarioEnvMixin", "single_observation_space", "single_action_space"]
 
 
 class ScenarioEnvMixin(SimHolder):
@@ -74,7 +76,50 @@ class ScenarioEnvMixin(SimHolder):
         self.__dict__["_spec"] = spec
 
 
-class PowerControlEnv(ScenarioEnvMixin, gym.Env):
+class ScenarioEnv(ScenarioEnvMixin, gym.Env):
+    """The single env of any problem family: one network (a :class:`~l2o_env.envs.core.BatchSim` of one),
+    one slot per step; subclasses set :attr:`problem_name` and document their family.
+
+    ``step(action)`` checks the action (``Problem.check_action``: a ValueError leaves the env untouched),
+    makes it feasible (the family's rule), returns the weighted sum rate of the feasible action on the
+    slot it answered and moves to the next slot; ``info`` has the per-link ``rates``, the unweighted
+    ``sum_rate`` and the count of what feasibility changed (``clipped`` / ``projected``). The episode never
+    terminates; ``gym.make`` adds the time limit.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, env_id: str | None = None, render_mode: str | None = None, **kwargs: Any):
+        who = type(self).__name__
+        self._configure(env_id, render_mode, kwargs, who)
+        self.observation_space = self.problem.observation_space(self.config)
+        self.action_space = self.problem.action_space(self.config)
+        self._init_sim(1, self.action_space.shape, f"{self.env_id}.step", batched=False, count_steps=False)
+        self._uniform = self.config.weights == "uniform"
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return self._sim.observation(0)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"{self.env_id}.reset: options are not supported, got {options!r}")
+        self._sim.reset(self.np_random)
+        self._ready = True
+        return self._obs(), {}
+
+    def step(self, action):
+        if not self._ready:
+            raise ValueError(f"{self.env_id}: step() called before reset(); call env.reset(seed=...) first")
+        rates, wsr, changed = self._step_batch(action, self.np_random)
+        r = rates[0]
+        reward = float(wsr[0])
+        sum_rate = reward if self._uniform else float(r.sum())
+        info = {"rates": r, "sum_rate": sum_rate, self._count_key: int(changed)}
+        return self._obs(), reward, False, False, info
+
+
+class PowerControlEnv(ScenarioEnv):
     r"""Weighted-sum-rate power control on a K-link interference network (one slot per step).
 
     ## Description
@@ -176,37 +221,4 @@ class PowerControlEnv(ScenarioEnvMixin, gym.Env):
     - v0: initial version.
     """
 
-    metadata = {"render_modes": []}
-
-    def __init__(self, env_id: str | None = None, render_mode: str | None = None, **kwargs: Any):
-        self._configure(env_id, render_mode, kwargs, "PowerControlEnv")
-        self.observation_space = self.problem.observation_space(self.config)
-        self.action_space = self.problem.action_space(self.config)
-        self._init_sim(1, (self.num_links,), f"{self.env_id}.step", count_steps=False)
-        self._uniform = self.config.weights == "uniform"
-
-    def _obs(self) -> dict[str, np.ndarray]:
-        return self._sim.observation(0)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        if options:
-            raise ValueError(f"{self.env_id}.reset: options are not supported, got {options!r}")
-        self._sim.reset(self.np_random)
-        self._ready = True
-        return self._obs(), {}
-
-    def step(self, action):
-        if not self._ready:
-            raise ValueError(f"{self.env_id}: step() called before reset(); call env.reset(seed=...) first")
-        power = self.problem.check_action(action, self._shape, self._who)
-        feasible, clipped = clip_power(power, self._pmax, self._pmax_low)
-        sim = self._sim
-        rates, wsr = sim.rates(feasible[None])
-        sim.advance(self.np_random, rates)
-        r = rates[0]
-        reward = float(wsr[0])
-        sum_rate = reward if self._uniform else float(r.sum())
-        info = {"rates": r, "sum_rate": sum_rate, "clipped": int(clipped)}
-        return self._obs(), reward, False, False, info
-
+    problem_name = "power"

@@ -33,6 +33,7 @@ MAX_EPISODE_STEPS = 100
 #: scenario needs nothing here, a new problem family adds one entry
 ENTRY_POINTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "power": ("l2o_env.envs.power_control:PowerControlEnv", "l2o_env.envs.vector:PowerControlVectorEnv"),
+    "beamforming": ("l2o_env.envs.beamforming:BeamformingEnv", "l2o_env.envs.beamforming:BeamformingVectorEnv"),
 })
 
 

@@ -4,7 +4,9 @@ One class for every power-control scenario: ``gym.make_vec(ID, num_envs=B)`` (or
 ``vectorization_mode="vector_entry_point"``) builds it with the registered ``kwargs={"env_id": ID}``. The batch
 axis of the channel model is the env axis: one ``sample_layout(rng, B)``, one ``sample_fading(rng, B)``,
 one ``rates.link_rates`` on ``(B, K, K)`` per step. A fixed topology (ad hoc default) is one layout shared
-by all ``B`` sub-envs (``layout_seed``), not ``B`` layouts.
+by all ``B`` sub-envs (``layout_seed``), not ``B`` layouts. Its family-free part,
+:class:`ScenarioVectorEnv` (autoreset, ``final_obs``, ``reset_mask``), is also the base of the
+beamforming vector env (:mod:`l2o_env.envs.beamforming`).
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from l2o_env.envs.core import clip_power
 from l2o_env.envs.power_control import ScenarioEnvMixin
 from l2o_env.validation import integer
 
-__all__ = ["PowerControlVectorEnv"]
+__all__ = ["PowerControlVectorEnv", "ScenarioVectorEnv"]
 
 
-class PowerControlVectorEnv(ScenarioEnvMixin, VectorEnv):
-    """``num_envs`` independent copies of a power-control env (:class:`~l2o_env.envs.power_control.PowerControlEnv`), batched.
+class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
+    """``num_envs`` independent copies of the single env of a problem family, batched; subclasses set
+    :attr:`problem_name` (:class:`PowerControlVectorEnv`, ``BeamformingVectorEnv``).
 
     Same spaces (batched), dynamics, reward and keywords as the single env, plus ``num_envs`` and
     ``max_episode_steps``. Each sub-env has its own network (own fading, weights and, with a random
@@ -37,8 +39,9 @@ class PowerControlVectorEnv(ScenarioEnvMixin, VectorEnv):
     array holding a dict for every truncated sub-env, ``None`` elsewhere; mask ``info["_final_obs"]``),
     as Gymnasium's ``SyncVectorEnv`` does in this mode. Every step is therefore a real slot with a real
     reward (no reward-0 reset steps, which would bias averages of the rate). ``info`` carries ``rates``
-    ``(B, K)``, ``sum_rate`` ``(B,)`` and ``clipped`` ``(B,)`` for every sub-env (masks ``_rates`` ...
-    all True), and ``final_info`` repeats them for the truncated sub-envs. The env never terminates.
+    ``(B, K)``, ``sum_rate`` ``(B,)`` and the family's count of feasibility changes (``clipped`` power
+    entries, ``projected`` transmitters) ``(B,)`` for every sub-env (masks ``_rates`` ... all True), and
+    ``final_info`` repeats them for the truncated sub-envs. The env never terminates.
 
     ``reset(options={"reset_mask": mask})`` starts new episodes only where the boolean ``(B,)`` mask is
     True.
@@ -49,7 +52,8 @@ class PowerControlVectorEnv(ScenarioEnvMixin, VectorEnv):
         max_episode_steps: slots per episode (registered default 100); None never truncates.
         **kwargs: the keywords of the single env (``num_links``, ``speed``, ``weights`` ...).
 
-    Shapes: actions ``(B, K)`` float32 watts; observation keys ``(B, ...)``; rewards ``(B,)`` float64.
+    Shapes: actions ``(B, ...)`` (the single env's action with a batch axis); observation keys
+    ``(B, ...)``; rewards ``(B,)`` float64.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -62,18 +66,18 @@ class PowerControlVectorEnv(ScenarioEnvMixin, VectorEnv):
         render_mode: str | None = None,
         **kwargs: Any,
     ):
-        owner = env_id if isinstance(env_id, str) and env_id else "PowerControlVectorEnv"
+        owner = env_id if isinstance(env_id, str) and env_id else type(self).__name__
         num_envs = integer(owner, "num_envs", num_envs)
         if max_episode_steps is not None:
             max_episode_steps = integer(owner, "max_episode_steps", max_episode_steps)
-        self._configure(env_id, render_mode, kwargs, "PowerControlVectorEnv")
+        self._configure(env_id, render_mode, kwargs, type(self).__name__)
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         self.single_observation_space = self.problem.observation_space(self.config)
         self.single_action_space = self.problem.action_space(self.config)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._init_sim(self.num_envs, (self.num_envs, self.num_links), f"{self.env_id} vector step")
+        self._init_sim(self.num_envs, self.action_space.shape, f"{self.env_id} vector step")
 
     def _obs(self) -> dict[str, np.ndarray]:
         return self._sim.observation()
@@ -102,20 +106,18 @@ class PowerControlVectorEnv(ScenarioEnvMixin, VectorEnv):
     def step(self, actions):
         if not self._ready:
             raise ValueError(f"{self.env_id}: step() called before reset(); call envs.reset(seed=...) first")
-        power = self.problem.check_action(actions, self._shape, self._who)
-        feasible, clipped = clip_power(power, self._pmax, self._pmax_low)
+        rates, wsr, changed = self._step_batch(actions, self.np_random)
         sim = self._sim
-        rates, wsr = sim.rates(feasible)
-        sim.advance(self.np_random, rates)
         b = self.num_envs
+        count = self._count_key
         everyone = np.ones(b, dtype=np.bool_)
         info: dict[str, Any] = {
             "rates": rates,
             "sum_rate": rates.sum(axis=-1),
-            "clipped": clipped,
+            count: changed,
             "_rates": everyone,
             "_sum_rate": everyone.copy(),
-            "_clipped": everyone.copy(),
+            f"_{count}": everyone.copy(),
         }
         terminated = np.zeros(b, dtype=np.bool_)
         if self.max_episode_steps is None:
@@ -134,12 +136,18 @@ class PowerControlVectorEnv(ScenarioEnvMixin, VectorEnv):
             info["final_info"] = {
                 "rates": rates.copy(),
                 "sum_rate": info["sum_rate"].copy(),
-                "clipped": clipped.copy(),
+                count: changed.copy(),
                 "_rates": truncated.copy(),
                 "_sum_rate": truncated.copy(),
-                "_clipped": truncated.copy(),
+                f"_{count}": truncated.copy(),
             }
             info["_final_info"] = truncated.copy()
             sim.reset(self.np_random, index=done)
         return self._obs(), wsr, terminated, truncated, info
 
+
+class PowerControlVectorEnv(ScenarioVectorEnv):
+    """``num_envs`` independent copies of a power-control env (:class:`~l2o_env.envs.power_control.PowerControlEnv`),
+    batched (:class:`ScenarioVectorEnv`): actions ``(B, K)`` float32 watts, ``info["clipped"] (B,)``."""
+
+    problem_name = "power"
