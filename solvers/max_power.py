@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.base import Solver
+from solvers.equal_power import equal_power_mrt
 
 __all__ = ["MaxPower"]
 
@@ -24,13 +25,20 @@ class MaxPower(Solver):
     Optimal when there is no interference (every term of problem (1) increases in its own ``p_k``);
     far from it in interference-limited networks. Deterministic, stateless, no arguments.
 
+    Beamforming (an observation with a ``channel``): every transmitter spends its full budget ``P_t``,
+    split equally over its links, along the matched-filter (MRT) directions, the same precoders as
+    :class:`~solvers.equal_power.EqualPower`.
+
     Shapes:
         ``act``: ``gain (K, K)``, ``weight``/``noise``/``pmax`` ``(K,)`` -> powers ``(K,)`` (watts);
-        ``act_batch``: the same with a leading ``B`` -> ``(B, K)``.
+        ``act_batch``: the same with a leading ``B`` -> ``(B, K)``. Beamforming: ``channel (K, T, Nr, Nt, 2)``,
+        ``tx_of_link``/``noise``/``weight`` ``(K,)``, ``pmax (T,)`` -> precoders ``(K, Nt, d, 2)``.
     """
 
     name = "max_power"
-    problems = frozenset({"power"})
+    problems = frozenset({"power", "beamforming"})
 
     def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if "channel" in obs:
+            return equal_power_mrt(obs)
         return np.array(obs["pmax"], dtype=np.float64)

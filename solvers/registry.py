@@ -25,6 +25,10 @@ _BUILTIN: dict[str, str] = {
     "mlp": "solvers.mlp:MLPSolver",
     "uwmmse": "solvers.uwmmse:UWMMSE",
     "wcgcn": "solvers.wcgcn:WCGCN",
+    "mrt": "solvers.mrt:MRT",
+    "zf": "solvers.zf:ZF",
+    "rzf": "solvers.rzf:RZF",
+    "equal_power": "solvers.equal_power:EqualPower",
 }
 _RUNTIME: dict[str, Callable[..., Any]] = {}
 

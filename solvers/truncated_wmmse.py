@@ -35,6 +35,9 @@ class TruncatedWMMSE(WMMSE):
 
     from full power ``v^0 = \sqrt{P}``, with no convergence test (``tol = 0``), so every sample runs
     exactly ``iterations`` steps. Same code as :class:`~solvers.wmmse.WMMSE` (``solvers.wmmse_core``).
+    On a beamforming observation (a ``channel``): ``iterations`` iterations of the MIMO WMMSE of Shi et al.
+    2011, Algorithm 1 (``solvers.wmmse_mimo_core``), from the matched filter at full power, the baseline of
+    Pellaco et al. 2020 at equal depth.
 
     Args:
         iterations: number of WMMSE iterations ``L`` (default 4), >= 1.
@@ -42,7 +45,8 @@ class TruncatedWMMSE(WMMSE):
 
     Shapes:
         ``act``: ``gain (K, K)``, ``weight``/``noise``/``pmax`` ``(K,)`` -> powers ``(K,)`` (watts);
-        ``act_batch``: the same with a leading ``B`` -> ``(B, K)``.
+        ``act_batch``: the same with a leading ``B`` -> ``(B, K)``. Beamforming: ``channel (K, T, Nr, Nt, 2)``,
+        ``tx_of_link``/``noise``/``weight`` ``(K,)``, ``pmax (T,)`` -> precoders ``(K, Nt, d, 2)``.
     """
 
     name = "truncated_wmmse"

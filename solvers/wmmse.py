@@ -1,4 +1,5 @@
-"""WMMSE power control (Sun et al. 2018, Fig. 2), batched, behind the :class:`~solvers.base.Solver` interface."""
+"""WMMSE power control (Sun et al. 2018, Fig. 2) and MIMO beamforming (Shi et al. 2011, Algorithm 1), batched,
+behind the :class:`~solvers.base.Solver` interface."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import torch
 from l2o_env.validation import choice, integer, real
 from solvers.base import Solver
 from solvers.wmmse_core import wmmse_run
+from solvers.wmmse_mimo_core import (beamforming_tensors, link_power, matched_filter, mimo_wmmse_prepare,
+                                     mimo_wmmse_run, num_streams, precoders_to_numpy, scale_to_budget)
 
 __all__ = ["WMMSE", "resolve_device", "resolve_dtype"]
 
@@ -42,7 +45,7 @@ def resolve_dtype(dtype: Any, who: str) -> torch.dtype:
 
 
 class WMMSE(Solver):
-    r"""WMMSE (Sun et al. 2018, Fig. 2): iterative weighted-MMSE power control, batched on CPU or GPU.
+    r"""WMMSE (Sun et al. 2018, Fig. 2; Shi et al. 2011, Alg. 1): weighted-MMSE power control and beamforming, batched.
 
     The WMMSE algorithm of Q. Shi, M. Razaviyayn, Z.-Q. Luo, C. He, "An Iteratively Weighted MMSE
     Approach to Distributed Sum-Utility Maximization for a MIMO Interfering Broadcast Channel", IEEE
@@ -98,16 +101,29 @@ class WMMSE(Solver):
             (CUDA when available). On the CPU torch uses ``torch.get_num_threads()`` threads.
         dtype: ``torch.float64`` (default) or ``torch.float32``.
 
+    Beamforming (an observation with a ``channel``): the MIMO WMMSE of Shi et al. 2011, Algorithm 1
+    (:func:`solvers.wmmse_mimo_core.mimo_wmmse_run`: U-, W- and V-updates, each transmitter's budget met
+    through its Lagrange multiplier, found by bisection), with the same stopping rule (``tol`` on the
+    change of the weighted sum rate, per sample, ``max_iter``). ``init="full"`` starts from the matched
+    filter at full power, ``V_k = a_t H_{k,t(k)}^H`` with one scale per transmitter (Pellaco et al. 2020,
+    "Deep unfolding of the weighted MMSE beamforming algorithm", arXiv:2006.08448); ``init="warm"``
+    starts from the previous call's precoders, a link below ``warm_floor`` times its transmitter's equal
+    share restarting on its matched filter at that share, every transmitter then rescaled to its full
+    budget (Algorithm 1 starts at full power). ``d``, the streams per link, is the action's (the env's
+    action space; ``Nr`` by default).
+
     Attributes:
         last_iterations: ``(B,)`` iterations each sample of the last call ran.
 
     Shapes:
         ``act``: ``gain (K, K)``, ``weight``/``noise``/``pmax`` ``(K,)`` -> powers ``(K,)`` (watts).
         ``act_batch``: the same with a leading ``B`` -> ``(B, K)``.
+        Beamforming ``act``: ``channel (K, T, Nr, Nt, 2)``, ``tx_of_link``/``noise``/``weight`` ``(K,)``,
+        ``pmax (T,)`` -> precoders ``(K, Nt, d, 2)`` (real, imaginary); ``act_batch`` with a leading ``B``.
     """
 
     name = "wmmse"
-    problems = frozenset({"power"})
+    problems = frozenset({"power", "beamforming"})
 
     def __init__(self, max_iter: int = 100, tol: float = 1e-3, init: str = "full", warm_floor: float = 0.3,
                  device: Any = "cpu", dtype: Any = torch.float64):
@@ -122,10 +138,12 @@ class WMMSE(Solver):
         self.dtype = resolve_dtype(dtype, who)
         self.last_iterations: np.ndarray | None = None
         self._previous: torch.Tensor | None = None
+        self._previous_precoders: torch.Tensor | None = None
 
     def reset(self) -> None:
-        """Forget the previous slot's powers: the next call starts at full power."""
+        """Forget the previous slot's powers (precoders): the next call starts at full power."""
         self._previous = None
+        self._previous_precoders = None
         self.last_iterations = None
 
     def _tensors(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -140,6 +158,8 @@ class WMMSE(Solver):
         return p0.sqrt()
 
     def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if "channel" in obs:
+            return self._solve_beamforming(obs)
         t = self._tensors(obs)
         power, iters = wmmse_run(t["gain"], t["noise"], t["pmax"], t["weight"], self._initial_v(t),
                                  max_iter=self.max_iter, tol=self.tol)
@@ -147,6 +167,30 @@ class WMMSE(Solver):
         if self.init == "warm":
             self._previous = power
         return power.cpu().numpy().astype(np.float64, copy=False)
+
+    def _initial_precoders(self, t: dict[str, torch.Tensor], streams: int) -> torch.Tensor:
+        ch = mimo_wmmse_prepare(t["channel"], t["tx_of_link"])
+        start = matched_filter(ch, t["pmax"], streams)
+        prev = self._previous_precoders
+        if self.init != "warm" or prev is None or prev.shape != start.shape:
+            return start
+        b_idx = torch.arange(start.shape[0], device=start.device)[:, None]
+        share = (t["pmax"] / ch.serves.sum(-1).clamp_min(1.0))[b_idx, ch.tx_of_link]  # (B, K) equal shares
+        floor = self.warm_floor * share
+        norm2 = link_power(start)
+        lifted = start * torch.sqrt(floor / norm2.clamp_min(torch.finfo(norm2.dtype).tiny))[..., None, None]
+        low = (link_power(prev) < floor)[..., None, None]
+        return scale_to_budget(torch.where(low, lifted, prev), ch.serves, ch.tx_of_link, t["pmax"], "common")
+
+    def _solve_beamforming(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        t = beamforming_tensors(obs, self.dtype, self.device)
+        v0 = self._initial_precoders(t, num_streams(obs))
+        v, iters = mimo_wmmse_run(t["channel"], t["tx_of_link"], t["noise"], t["pmax"], t["weight"], v0,
+                                  max_iter=self.max_iter, tol=self.tol)
+        self.last_iterations = iters.cpu().numpy()
+        if self.init == "warm":
+            self._previous_precoders = v
+        return precoders_to_numpy(v)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(max_iter={self.max_iter}, tol={self.tol}, init={self.init!r}, "
