@@ -144,5 +144,24 @@ class Problem(ABC):
         """``B``: the leading axis of the batched observation ``obs``."""
         return int(np.shape(obs[self.obs_keys[0]])[0])
 
+    def _action_copy(self, action: Any, shape: tuple[int, ...], who: str, what: str) -> np.ndarray:
+        """``action`` as a new float64 array of ``shape`` (the start of every :meth:`project`); a ValueError
+        naming ``who`` for something that is not a real numeric array of that shape (``what`` describes
+        the axes, e.g. ``"(B, K)"``)."""
+        arr = action
+        if type(arr) is not np.ndarray:
+            try:
+                arr = np.asarray(action)
+            except Exception as exc:  # ragged lists and the like
+                raise ValueError(f"{who}: action must be a numeric array of shape {shape}, got {type(action).__name__}") from exc
+        if arr.dtype.kind not in "fiu":
+            raise ValueError(f"{who}: action must be a real numeric array ({self.action_unit}), got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"{who}: action must have shape {shape} {what}, got {arr.shape}")
+        return arr.astype(np.float64)  # a copy, never the caller's array
+
+    #: what an action's numbers are, for error messages
+    action_unit: str = "the action"
+
     def __repr__(self) -> str:
         return f"<Problem {self.name!r}: obs keys {self.obs_keys}, reference solver {self.reference_solver!r}>"

@@ -251,6 +251,7 @@ class Beamforming(Problem):
     name = "beamforming"
     obs_keys = BEAMFORMING_KEYS
     reference_solver = "wmmse"
+    action_unit = "precoders, real/imag last"
 
     def observation_space(self, config: Any) -> spaces.Dict:
         """:func:`single_observation_space`: channel, transmitter map, weights, noise, budgets (+ positions)."""
@@ -278,15 +279,7 @@ class Beamforming(Problem):
         who = f"{type(self).__name__}.project"
         tol = real(who, "tol", tol, at_least=0.0)
         shape = self.action_shape(obs)
-        try:
-            arr = np.asarray(action)
-        except Exception as exc:  # ragged lists and the like
-            raise ValueError(f"{who}: action must be a numeric array of shape {shape}, got {type(action).__name__}") from exc
-        if arr.dtype.kind not in "fiu":
-            raise ValueError(f"{who}: action must be a real numeric array (precoders, real/imag last), got dtype {arr.dtype}")
-        if arr.shape != shape:
-            raise ValueError(f"{who}: action must have shape {shape} (B, K, Nt, d, 2), got {arr.shape}")
-        v = arr.astype(np.float64)  # a copy, never the caller's array
+        v = self._action_copy(action, shape, who, "(B, K, Nt, d, 2)")
         bad = None
         if not math.isfinite(v.sum()):
             bad = ~np.isfinite(v)

@@ -201,6 +201,7 @@ class PowerControl(Problem):
     name = "power"
     obs_keys = POWER_KEYS
     reference_solver = "wmmse"
+    action_unit = "powers in watts"
 
     def observation_space(self, config: Any) -> spaces.Dict:
         """:func:`single_observation_space`: gains, weights, noise, pmax (+ positions, model extras)."""
@@ -232,17 +233,7 @@ class PowerControl(Problem):
         if tol != 0.0:
             tol = real(who, "tol", tol, at_least=0.0)
         shape = self.action_shape(obs)
-        arr = action
-        if type(arr) is not np.ndarray:
-            try:
-                arr = np.asarray(action)
-            except Exception as exc:  # ragged lists and the like
-                raise ValueError(f"{who}: action must be a numeric array of shape {shape}, got {type(action).__name__}") from exc
-        if arr.dtype.kind not in "fiu":
-            raise ValueError(f"{who}: action must be a real numeric array (powers in watts), got dtype {arr.dtype}")
-        if arr.shape != shape:
-            raise ValueError(f"{who}: action must have shape {shape} (B, K), got {arr.shape}")
-        power = arr.astype(np.float64)  # a copy, never the caller's array
+        power = self._action_copy(action, shape, who, "(B, K)")
         pmax = obs["pmax"]
         if type(pmax) is not np.ndarray or pmax.dtype != np.float64 or pmax.shape != shape:
             pmax = np.broadcast_to(np.asarray(pmax, dtype=np.float64), shape)
