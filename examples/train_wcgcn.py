@@ -1,4 +1,4 @@
-"""Train WCGCN (Shen et al. 2021, eq. 11) unsupervised on an env's observations, save, evaluate.
+"""Train WCGCN (Shen et al. 2021, eq. 11; Sec. V-C) unsupervised on an env's observations, save, evaluate.
 
 Paper: Y. Shen, Y. Shi, J. Zhang, K. B. Letaief, "Graph Neural Networks for Scalable Radio Resource
 Management: Architecture Design and Theoretical Analysis", IEEE J. Sel. Areas Commun. 39(1):101-115,
@@ -13,9 +13,16 @@ with (see benchmarks/RESULTS.md for the measured ratios):
         --steps 2000 --out solvers/checkpoints/wcgcn-d2d-random.pt
     python examples/train_wcgcn.py --env-id PowerControl-IC-v0 --num-links 10 --env-kwargs '{"snr_db": 10}' \
         --steps 3000 --out solvers/checkpoints/wcgcn-ic10.pt
+    python examples/train_wcgcn.py --env-id Beamforming-D2D-v0 --num-links 50 --steps 2000 --threads 2 \
+        --eval-samples 2000 --out solvers/checkpoints/wcgcn-bf.pt
+
+The same script trains the beamforming net (Sec. V-C) on a beamforming env: the fresh model takes the
+family and the antenna number of the sampler's observations (``WCGCN.Config.problem``/``num_antennas``).
 
 A run prints the validation ratio to WMMSE as it trains, then the ratio on ``eval_samples`` fresh
-samples (another sampler seed) and the time per decision of WCGCN and WMMSE on the same batches.
+samples (another sampler seed) and the time per decision of WCGCN and WMMSE on the same batches (WMMSE:
+``solvers.make("wmmse")``, full-power start, 100 iterations, tol 1e-3; scalar for power control, MIMO for
+beamforming: the reference of ``LearnedSolver.ratio_to_wmmse``).
 """
 
 from __future__ import annotations
@@ -32,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import solvers
 from l2o_env.data import ObservationSampler
-from l2o_env.rates import weighted_sum_rate
-from solvers.learned import wmmse_reference
+from l2o_env.problems import problem_of_obs
 from solvers.training import Callback
 from solvers.wcgcn import WCGCN
 
@@ -85,19 +92,21 @@ def parse_args(argv=None) -> Args:
 
 
 def evaluate(solver: WCGCN, sampler, samples: int, chunk: int) -> dict:
-    """Ratio of mean WSRs to WMMSE (full-power start, 100 iterations, tol 1e-3) on fresh samples, and the
-    CPU time per decision of both on the same batches."""
+    """Ratio of mean WSRs to WMMSE (``solvers.make("wmmse")``: full-power start, 100 iterations, tol 1e-3) on
+    fresh samples, and the wall time per decision of both on the same batches."""
     mine, ref, t_mine, t_ref, done = [], [], 0.0, 0.0, 0
+    wmmse = solvers.make("wmmse")
     while done < samples:
         obs = sampler(min(chunk, samples - done))
+        problem = problem_of_obs(obs)
         t0 = time.perf_counter()
-        power = solver.act_batch(obs)
+        action = solver.act_batch(obs)
         t1 = time.perf_counter()
-        _, wsr_ref = wmmse_reference(obs)
+        action_ref = wmmse.act_batch(obs)
         t2 = time.perf_counter()
-        mine.append(weighted_sum_rate(obs["gain"], power, obs["noise"], obs["weight"]))
-        ref.append(wsr_ref)
-        t_mine, t_ref, done = t_mine + t1 - t0, t_ref + t2 - t1, done + len(power)
+        mine.append(problem.weighted_sum_rate(obs, action))
+        ref.append(problem.weighted_sum_rate(obs, action_ref))
+        t_mine, t_ref, done = t_mine + t1 - t0, t_ref + t2 - t1, done + len(action)
     mine, ref = np.concatenate(mine), np.concatenate(ref)
     return {"samples": done, "ratio": float(mine.mean() / ref.mean()), "wsr": float(mine.mean()),
             "wsr_wmmse": float(ref.mean()), "ms_per_decision": 1e3 * t_mine / done,

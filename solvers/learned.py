@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from l2o_env.problems import problem_of_obs
 from l2o_env.rates import weighted_sum_rate_torch
 from solvers.base import Solver, check_power_obs
 from solvers.wmmse import resolve_device
@@ -153,6 +154,8 @@ def to_torch(obs: Mapping[str, Any], dtype=torch.float32, device="cpu") -> dict[
             continue
         arr = np.asarray(v)
         if arr.dtype.kind in "fiub":
+            if not arr.flags.writeable:  # a broadcast view (checked scalars): torch wants its own memory
+                arr = np.array(arr)
             out[k] = torch.as_tensor(arr, dtype=dtype, device=device)
     return out
 
@@ -163,8 +166,8 @@ def _rows(value: torch.Tensor, start: int, stop: int, bsz: int) -> torch.Tensor:
 
 
 def wmmse_reference(obs: Mapping[str, np.ndarray], **wmmse_kwargs) -> tuple[np.ndarray, np.ndarray]:
-    """WMMSE powers and WSR of a batched observation (float64): the labels of the MLP and the
-    denominator of every "ratio to WMMSE" (defaults: full power start, 100 iterations, tol 1e-3)."""
+    """WMMSE powers and WSR of a batched power-control observation (float64): the labels of the MLP
+    (defaults: full power start, 100 iterations, tol 1e-3; the same numbers as :func:`reference_wsr`)."""
     t = to_torch({k: obs[k] for k in ("gain", "noise", "pmax", "weight")}, dtype=torch.float64)
     power, _ = wmmse_run(t["gain"], t["noise"], t["pmax"], t["weight"], **wmmse_kwargs)
     wsr = weighted_sum_rate_torch(t["gain"], power, t["noise"], t["weight"])
@@ -172,10 +175,21 @@ def wmmse_reference(obs: Mapping[str, np.ndarray], **wmmse_kwargs) -> tuple[np.n
 
 
 def reference_wsr(obs: Mapping[str, Any]) -> float:
-    """WMMSE's mean weighted sum rate on a batched observation (checked): the denominator of
-    :meth:`LearnedSolver.ratio_to_wmmse`."""
-    batch = check_power_obs(obs, batched=True, who="reference_wsr")
-    return float(wmmse_reference(batch)[1].mean())
+    """WMMSE's mean weighted sum rate on a batched observation of any problem family (checked): the
+    denominator of :meth:`LearnedSolver.ratio_to_wmmse`, the one definition of "ratio to WMMSE".
+
+    The reference is ``solvers.make("wmmse")`` with its defaults (full-power start, 100 iterations,
+    tol 1e-3; scalar WMMSE for power control, the MIMO WMMSE of Shi et al. 2011 for beamforming), scored
+    by the family's ``weighted_sum_rate``. For power control its numbers are those of
+    :func:`wmmse_reference`.
+    """
+    from solvers.registry import make
+
+    problem = problem_of_obs(obs)
+    batch = problem.check_obs(obs, batched=True, who="reference_wsr")
+    extras = {k: v for k, v in obs.items() if k not in batch}
+    action = make("wmmse").act_batch({**extras, **batch})
+    return float(problem.weighted_sum_rate(batch, action).mean())
 
 
 class LearnedSolver(Solver):
@@ -305,7 +319,7 @@ class LearnedSolver(Solver):
         keys = self.input_keys
         t = to_torch(obs if keys is None else {k: obs[k] for k in keys if k in obs}, dtype=self.dtype,
                      device=self.device)
-        bsz = t["gain"].shape[0]
+        bsz = self.problem_for(obs).batch_size(obs)
         step = self._inference_chunk(t) if self.device.type == "cpu" else None
         with torch.inference_mode():
             if not step or step >= bsz:
@@ -322,13 +336,12 @@ class LearnedSolver(Solver):
         ``reference``: WMMSE's mean WSR on ``obs`` when already known (:func:`reference_wsr`), so that a
         training loop validating on one fixed set runs WMMSE on it once, not at every validation.
         """
-        batch = check_power_obs(obs, batched=True, who=f"{type(self).__name__}.ratio_to_wmmse")
+        problem = self.problem_for(obs)
+        batch = problem.check_obs(obs, batched=True, who=f"{type(self).__name__}.ratio_to_wmmse")
         mine = self.act_batch(obs)
         if reference is None:
-            reference = reference_wsr(batch)
-        t = to_torch({k: batch[k] for k in ("gain", "noise", "weight")}, dtype=torch.float64)
-        wsr = weighted_sum_rate_torch(t["gain"], torch.as_tensor(mine), t["noise"], t["weight"])
-        return float(wsr.mean() / max(reference, 1e-300))
+            reference = reference_wsr(obs)
+        return float(problem.weighted_sum_rate(batch, mine).mean() / max(reference, 1e-300))
 
     # --- training: the shared loop and its hooks ----------------------------------------------
     def fit(self, sampler: Sampler, *, steps: int | None = None, seed: int = 0, progress: bool = True,

@@ -95,7 +95,7 @@ import numpy as np
 import torch
 
 from l2o_env.validation import integer
-from solvers.base import check_power_obs
+from l2o_env.problems import Problem, get_problem, problem_of_obs
 
 if TYPE_CHECKING:  # pragma: no cover
     from solvers.learned import LearnedSolver
@@ -188,10 +188,13 @@ def as_callback(obj: Any) -> Callback | None:
                     f"got {type(obj).__name__}")
 
 
-def _checked_obs(raw: Any, who: str) -> dict[str, np.ndarray]:
-    """The observation dict with its four power keys checked (float64) and every other key kept."""
-    checked = check_power_obs(raw, batched=True, who=who)
-    return {**{k: np.asarray(v) for k, v in raw.items() if k not in checked}, **checked}
+def _checked_obs(raw: Any, who: str, families: Iterable[str]) -> tuple[Problem, dict[str, np.ndarray]]:
+    """The problem of ``raw`` among ``families`` (the solver class's ``problems``) and the observation dict
+    with that family's keys checked (float64, ``Problem.check_obs``) and every other key kept."""
+    names = sorted(families)
+    problem = get_problem(names[0]) if len(names) == 1 else problem_of_obs(raw, names)
+    checked = problem.check_obs(raw, batched=True, who=who)
+    return problem, {**{k: np.asarray(v) for k, v in raw.items() if k not in checked}, **checked}
 
 
 def _scenario(sampler: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -249,7 +252,8 @@ def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndar
     t0, c0 = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
     raw_val = sampler(solver.val_size) if validation is None else validation
-    val = _checked_obs(raw_val, f"{owner}: validation" if validation is not None else f"{owner}: sampler output")
+    val_problem, val = _checked_obs(raw_val, f"{owner}: validation" if validation is not None else
+                                    f"{owner}: sampler output", type(solver).problems)
     solver.adapt_to(val)
 
     # --- the one initialisation rule -------------------------------------------------------------
@@ -353,7 +357,7 @@ def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndar
     solver.meta.update(
         env_id=env_id, env_kwargs=env_kwargs, steps=previous_steps + len(hist["step"]), seed=seed,
         sampler_seed=int(sampler_seed) if isinstance(sampler_seed, (int, np.integer)) else None,
-        val_ratio_to_wmmse=best["ratio"], val_size=int(val["gain"].shape[0]), best_step=best["step"], wall_time=wall,
+        val_ratio_to_wmmse=best["ratio"], val_size=val_problem.batch_size(val), best_step=best["step"], wall_time=wall,
         skipped_steps=skipped, **solver.training_meta())
     if callback is not None:
         callback.on_train_end(hist)

@@ -1,4 +1,4 @@
-r"""WCGCN: the wireless channel graph convolution network of Shen et al. (power control).
+r"""WCGCN: the wireless channel graph convolution network of Shen et al. (power control and beamforming).
 
 Y. Shen, Y. Shi, J. Zhang, K. B. Letaief, "Graph Neural Networks for Scalable Radio Resource Management:
 Architecture Design and Theoretical Analysis", IEEE J. Sel. Areas Commun. 39(1):101-115, 2021,
@@ -50,21 +50,32 @@ k is within 500 m"; the authors' code uses 300 m, our default, see ``Config.edge
 
 The edge lists of a batch are built at once (``nonzero`` on a ``(B, K, K)`` mask, node ids offset by
 ``b K``), so the model runs on any K and any batch size without a Python loop over samples.
+
+Beamforming (Sec. V-C): ``WCGCN(problem="beamforming", num_antennas=Nt)`` builds the beamforming net of
+:mod:`solvers.wcgcn_beamforming` (complex channels as reals in each link's own frame, MLP1
+{6 Nt + 2, 64, 64}, MLP2 {64 + 2 Nt + 2, 32, 2 Nt}, ``beta(x) = x / max(||x||, 1)``, the same graph builder
+and the same layer with a vector output). One class serves both
+families: its ``Config.problem`` says which net it holds, and an instance's ``problems`` is that one
+family (the class lists both, so ``solvers.available(problem="beamforming")`` has it). ``fit`` on a fresh
+model adapts ``problem`` and ``num_antennas`` to the sampler's observations, as the MLP adapts K.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 from torch_geometric.nn import MessagePassing
 
-from l2o_env.validation import integer, real
-from solvers.learned import LearnedSolver
+from l2o_env.problems import get_problem, problem_of_obs
+from l2o_env.validation import choice, integer, real
+from solvers.learned import LearnedSolver, to_torch
 
 __all__ = ["WCGCN", "WCGCNConv", "WCGCNNet", "build_graph"]
 
@@ -212,16 +223,39 @@ def build_graph(gain: torch.Tensor, *, tx_pos=None, rx_pos=None, edge_threshold:
     return edge_index, b, i, j
 
 
+#: the problem families a WCGCN net exists for, and their paper widths (hidden1, hidden2)
+FAMILIES = ("power", "beamforming")
+_WIDTHS = {"power": (32, 16), "beamforming": (64, 32)}
+
+
+class _ConfigFamily:
+    """``WCGCN.problems``: both families on the class (what the registry lists), the config's one on an
+    instance (what routing and the harness check), so it always follows the config (load, fit)."""
+
+    def __get__(self, obj, owner=None) -> frozenset[str]:
+        if obj is None:
+            return frozenset(FAMILIES)
+        return frozenset({obj.config.problem})
+
+
 def _log10_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.log10(num / den).clamp_min(_TINY_DB)
 
 
 class WCGCN(LearnedSolver):
-    """WCGCN power control (Shen et al. 2021, eq. 11) behind the Solver interface.
+    """WCGCN power control and beamforming (Shen et al. 2021, eq. 11; Sec. V-C) behind the Solver interface.
 
     >>> import solvers
     >>> net = solvers.make("wcgcn", pretrained=True)        # doctest: +SKIP  (D2D, K = 50)
     >>> power = net.act_batch(obs)                           # doctest: +SKIP  (B, K) watts
+    >>> bf = solvers.make("wcgcn", pretrained="bf")         # doctest: +SKIP  (Beamforming-D2D-v0, Nt = 2)
+    >>> precoders = bf.act_batch(bf_obs)                     # doctest: +SKIP  (B, K, Nt, 1, 2)
+
+    ``Config.problem`` chooses the family: ``"power"`` (the default; powers ``(B, K)``) or ``"beamforming"``
+    (precoders ``(B, K, Nt, 1, 2)`` of single-antenna-receiver networks, :mod:`solvers.wcgcn_beamforming`).
+    An instance solves its config's family only (``problems``); the class lists both. ``fit`` on a fresh
+    model adapts ``problem`` and ``num_antennas`` to the sampler's observations; a loaded or fitted model
+    of one family refuses the other's data.
 
     Uses the observation keys ``gain``, ``weight``, ``noise``, ``pmax`` and, when present, ``tx_pos`` /
     ``rx_pos`` (metres) to build the distance-threshold graph. Runs on any K.
@@ -233,16 +267,18 @@ class WCGCN(LearnedSolver):
     """
 
     name = "wcgcn"
-    problems = frozenset({"power"})
+    problems = _ConfigFamily()
 
     @dataclass
     class Config:
         """Hyper-parameters; defaults from Shen et al. 2021, Sec. V-A/V-B, and the authors' code."""
 
-        hidden1: int = 32
-        """MLP1 hidden/output width: {5, hidden1, hidden1} (Sec. V-A: {5, 32, 32})."""
-        hidden2: int = 16
-        """MLP2 hidden width: {3 + hidden1, hidden2, 1} (Sec. V-A: {35, 16, 1})."""
+        hidden1: int | None = None
+        """MLP1 hidden/output width; ``None``: the family's paper width, power 32 ({5, 32, 32}, Sec. V-A),
+        beamforming 64 ({6 Nt + 2, 64, 64}, Sec. V-C)."""
+        hidden2: int | None = None
+        """MLP2 hidden width; ``None``: power 16 ({3 + hidden1, 16, 1}), beamforming 32
+        ({2 Nt + 2 + hidden1, 32, 2 Nt})."""
         num_layers: int = 3
         """Layers sharing one set of weights (Sec. III-C / authors' code: 3)."""
         edge_threshold: float = 300.0
@@ -263,21 +299,54 @@ class WCGCN(LearnedSolver):
         """Validation batch drawn once from the sampler (when ``validation`` is not given)."""
         val_every: int = 100
         """Steps between validations; the best validated weights are kept."""
+        problem: str = "power"
+        """The problem family of the net: ``"power"`` (power control) or ``"beamforming"`` (Sec. V-C). A fresh
+        model's ``fit`` sets it (and ``num_antennas``) from the sampler's observations."""
+        num_antennas: int = 1
+        """Transmit antennas ``Nt`` of the beamforming net (1 for power control)."""
 
         def __post_init__(self):
-            for field in ("hidden1", "hidden2", "num_layers", "max_neighbors", "batch_size", "steps", "val_size",
-                          "val_every"):
+            for field in ("hidden1", "hidden2"):
+                if getattr(self, field) is not None:
+                    setattr(self, field, integer("WCGCN", f"config.{field}", getattr(self, field)))
+            for field in ("num_layers", "max_neighbors", "batch_size", "steps", "val_size", "val_every",
+                          "num_antennas"):
                 setattr(self, field, integer("WCGCN", f"config.{field}", getattr(self, field)))
+            self.problem = choice("WCGCN", "config.problem", self.problem, FAMILIES)
+            if self.problem == "power" and self.num_antennas != 1:
+                raise ValueError(f"WCGCN: config.num_antennas must be 1 for problem='power', got {self.num_antennas}")
             for field in ("edge_threshold", "lr", "lr_final"):
                 setattr(self, field, real("WCGCN", f"config.{field}", getattr(self, field), above=0.0))
 
     # --- model ---------------------------------------------------------------------------------
+    @property
+    def widths(self) -> tuple[int, int]:
+        """``(hidden1, hidden2)`` of the net: the config's, or the family's paper widths where it says ``None``."""
+        c = self.config
+        d1, d2 = _WIDTHS[c.problem]
+        return (d1 if c.hidden1 is None else c.hidden1, d2 if c.hidden2 is None else c.hidden2)
+
+    @property
+    def beamforming(self) -> bool:
+        """Whether the net is the beamforming one (``config.problem == "beamforming"``)."""
+        return self.config.problem == "beamforming"
+
     def build(self) -> nn.Module:
         c = self.config
-        return WCGCNNet(c.hidden1, c.hidden2, c.num_layers)
+        h1, h2 = self.widths
+        if self.beamforming:
+            from solvers.wcgcn_beamforming import WCGCNBeamformingNet
+
+            return WCGCNBeamformingNet(c.num_antennas, h1, h2, c.num_layers)
+        return WCGCNNet(h1, h2, c.num_layers)
 
     def _graph(self, obs: Mapping[str, torch.Tensor]):
         """:func:`build_graph` of a batch, after checking its (optional) positions."""
+        if self.beamforming:
+            from solvers.wcgcn_beamforming import beamforming_graph
+
+            return beamforming_graph(obs, edge_threshold=self.config.edge_threshold,
+                                     max_neighbors=self.config.max_neighbors)
         gain = obs["gain"]
         bsz, k, _ = gain.shape
         tx, rx = obs.get("tx_pos"), obs.get("rx_pos")
@@ -290,6 +359,11 @@ class WCGCN(LearnedSolver):
                            max_neighbors=self.config.max_neighbors)
 
     def _features(self, obs: Mapping[str, torch.Tensor]):
+        if self.beamforming:
+            from solvers.wcgcn_beamforming import beamforming_features
+
+            return beamforming_features(obs, edge_threshold=self.config.edge_threshold,
+                                        max_neighbors=self.config.max_neighbors)
         gain, noise, pmax = obs["gain"], obs["noise"], obs["pmax"]
         edge_index, b, i, j = self._graph(obs)
         direct = torch.diagonal(gain, dim1=-2, dim2=-1)
@@ -302,32 +376,38 @@ class WCGCN(LearnedSolver):
     #: edges per ``forward`` call in ``act_batch`` on the CPU. The ``(|E|, 32)`` messages of a chunk then stay
     #: in cache, several times faster than one piece on large batches (benchmarks/RESULTS.md, WCGCN)
     infer_edges: int = 12_000
-    input_keys = ("gain", "noise", "pmax", "weight", "tx_pos", "rx_pos")
+    input_keys = ("gain", "noise", "pmax", "weight", "tx_pos", "rx_pos", "channel", "tx_of_link")
 
     def _inference_chunk(self, obs: Mapping[str, torch.Tensor]) -> int:
-        bsz, k = obs["gain"].shape[0], obs["gain"].shape[-1]
+        bsz, k = obs["weight"].shape  # (B, K) in both families
         if bsz == 1 or bsz * k * (k - 1) <= self.infer_edges:  # one chunk holds every edge there can be
             return bsz
         # edges per sample estimated on the first sample (the graph depends on the layout; building it
         # once more costs 1 / B of the batch's graph)
-        head = {key: v[:1] for key, v in obs.items() if key in ("gain", "tx_pos", "rx_pos")}
+        keys = ("gain", "tx_pos", "rx_pos", "channel", "tx_of_link", "noise", "pmax")
+        head = {key: v[:1] for key, v in obs.items() if key in keys}
         edges, *_ = self._graph(head)
-        per_sample = max(1.0, edges.shape[1] / head["gain"].shape[0])
+        per_sample = max(1.0, edges.shape[1])
         return max(1, int(self.infer_edges / per_sample))
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Batched observation tensors -> powers ``(B, K)`` in watts (differentiable)."""
-        gain, pmax = obs["gain"], obs["pmax"]
-        direct_db, edge_index, edge_db = self._features(obs)
-        frac = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_db)
-        return frac.reshape(gain.shape[0], gain.shape[-1]) * pmax
+        """Batched observation tensors -> powers ``(B, K)`` in watts, or (beamforming) precoders
+        ``(B, K, Nt, 1, 2)`` (differentiable)."""
+        return self.forward_layers(obs, all_layers=False)[-1]
 
-    def forward_layers(self, obs: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
-        """Powers ``(B, K)`` in watts after each of the ``num_layers`` layers (the last one is :meth:`forward`)."""
+    def forward_layers(self, obs: Mapping[str, torch.Tensor], all_layers: bool = True) -> list[torch.Tensor]:
+        """Actions after each of the ``num_layers`` layers (the last one is :meth:`forward`): powers ``(B, K)``
+        in watts, or precoders ``(B, K, Nt, 1, 2)``."""
+        if self.beamforming:
+            from solvers.wcgcn_beamforming import precoders_from_fractions
+
+            q, direct_db, edge_index, edge_in, edge_out = self._features(obs)
+            out = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_in, edge_out, all_layers=all_layers)
+            return [precoders_from_fractions(obs, q, y) for y in (out if all_layers else [out])]
         gain, pmax = obs["gain"], obs["pmax"]
         direct_db, edge_index, edge_db = self._features(obs)
-        fracs = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_db, all_layers=True)
-        return [frac.reshape(gain.shape[0], gain.shape[-1]) * pmax for frac in fracs]
+        out = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_db, all_layers=all_layers)
+        return [frac.reshape(gain.shape[0], gain.shape[-1]) * pmax for frac in (out if all_layers else [out])]
 
     # --- training (hooks of the shared loop, solvers/training.py; described in the class docstring) ---
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps: int):
@@ -339,12 +419,53 @@ class WCGCN(LearnedSolver):
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
+    def adapt_to(self, validation: Mapping[str, np.ndarray]) -> None:
+        """A fresh model takes the family (and ``Nt``) of the data, and its widths become numbers (the family's
+        where the config says ``None``, so a checkpoint does not depend on these defaults); a loaded or fitted
+        model must match the data."""
+        family = problem_of_obs(validation, FAMILIES).name
+        nt = int(np.shape(validation["channel"])[-2]) if family == "beamforming" else 1
+        mine = (self.config.problem, self.config.num_antennas)
+        if (family, nt) != mine and self._trained:
+            raise ValueError(f"WCGCN.fit: this model is a trained {self._family_text(*mine)} net; the sampler gives "
+                             f"{self._family_text(family, nt)} observations. Fit a fresh WCGCN on them (it adapts to "
+                             f"the data)")
+        if not self._trained:
+            self.config = dataclasses.replace(self.config, problem=family, num_antennas=nt)
+            self.config = dataclasses.replace(self.config, **dict(zip(("hidden1", "hidden2"), self.widths)))
+
+    @staticmethod
+    def _family_text(family: str, nt: int) -> str:
+        return f"beamforming (Nt = {nt})" if family == "beamforming" else family
+
+    def observation_tensors(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
+        """A batched observation checked by its family (this model's) as tensors in the model's dtype and
+        device, with the extra keys :attr:`input_keys` names (positions)."""
+        if not self.beamforming:
+            return super().observation_tensors(raw, who)
+        checked = self.problem_for(raw).check_obs(raw, batched=True, who=who)
+        extras = {k: raw[k] for k in raw if k not in checked and k in self.input_keys}
+        return to_torch({**extras, **checked}, dtype=self.dtype, device=self.device)
+
+    def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Minus the mean weighted sum rate of :meth:`forward` (the problem's differentiable rates)."""
+        if not self.beamforming:
+            return super().loss(batch)
+        rates = get_problem("beamforming").rates_torch(batch, self.forward(batch))
+        return -(batch["weight"] * rates).sum(-1).mean()
+
     def start_training(self, sampler, validation) -> None:
         self._first_batch = self.training_batch(sampler, 0)
         if not bool(self.model.normalised):
             with torch.no_grad():
-                d, _, e = self._features(self._first_batch)
-                self.model.set_normalisation(d, e[:, 0])
+                if self.beamforming:
+                    from solvers.wcgcn_beamforming import canonical
+
+                    _, direct_db, _, edge_in, _ = self._features(self._first_batch)
+                    self.model.set_normalisation(direct_db, canonical(edge_in)[1])
+                else:
+                    d, _, e = self._features(self._first_batch)
+                    self.model.set_normalisation(d, e[:, 0])
 
     def training_batch(self, sampler, step: int) -> dict[str, torch.Tensor]:
         first = getattr(self, "_first_batch", None)

@@ -24,11 +24,12 @@ def plain_obs(batch=2, k=4, seed=0):
 # --- the shipped list ------------------------------------------------------------------------------
 def test_shipped_checkpoints_list_every_file_default_first_with_its_scenario():
     entries = shipped_checkpoints("wcgcn")
-    assert [e["tag"] for e in entries] == ["default", "d2d-random", "ic10"]
-    assert [e["pretrained"] for e in entries] == [True, "d2d-random", "ic10"]
+    assert [e["tag"] for e in entries] == ["default", "bf", "d2d-random", "ic10"]
+    assert [e["pretrained"] for e in entries] == [True, "bf", "d2d-random", "ic10"]
     assert all(e["path"].exists() for e in entries)
     assert entries[0]["env_id"] == "PowerControl-D2D-v0" and entries[0]["env_kwargs"] == {"num_links": 50}
-    assert entries[2]["env_kwargs"] == {"num_links": 10, "snr_db": 10}
+    assert entries[3]["env_kwargs"] == {"num_links": 10, "snr_db": 10}
+    assert entries[1]["env_id"] == "Beamforming-D2D-v0"
     assert all(isinstance(e["command"], str) for e in entries)
     assert [e["tag"] for e in shipped_checkpoints("mlp")] == ["default", "ic10"]
     assert shipped_checkpoints("wmmse") == []  # a solver without checkpoints (and no "wmmse_best_of" files)
