@@ -468,3 +468,10 @@ def test_check_solver_accepts_a_feasible_solver_and_refuses_an_over_budget_one()
 
     with pytest.raises(SolverCheckError, match="infeasible beamforming action"):
         check_solver(Greedy(), IBC_ID)
+
+
+def test_ibc_num_streams_is_the_number_of_receive_antennas():
+    env = gym.make("Beamforming-IBC-v0", num_streams=2)
+    assert env.action_space.shape[-2] == 2
+    with pytest.raises(ValueError, match="num_streams=1 must equal num_rx_antennas=2"):
+        gym.make("Beamforming-IBC-v0", num_streams=1)

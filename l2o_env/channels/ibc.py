@@ -85,6 +85,8 @@ class IBC(MimoChannelModel):
             :data:`IBC_SCALES` (module docstring).
         interference: ``"low"`` (inter-site distance 2.8 km, the default) or ``"high"`` (0.5 km).
         num_cells, users_per_cell, num_antennas, num_rx_antennas: override the scale's B, U, Nt, Nr.
+        num_streams: d, streams per link; must equal Nr (the default): the action ``(K, Nt, d, 2)`` has d = Nr
+            columns, and a link uses fewer streams by leaving columns at zero.
         inter_site_distance: metres, instead of ``interference``'s preset.
         user_distance: ``(min, max)`` distance of a user from its base station, metres (100, 300).
         snr_db: the SNR of the noise rule (5 dB).
@@ -120,6 +122,7 @@ class IBC(MimoChannelModel):
         users_per_cell: int | None = None,
         num_antennas: int | None = None,
         num_rx_antennas: int | None = None,
+        num_streams: int | None = None,
         inter_site_distance: float | None = None,
         user_distance: tuple[float, float] = (100.0, 300.0),
         snr_db: float = 5.0,
@@ -134,6 +137,12 @@ class IBC(MimoChannelModel):
         self.users_per_cell = users if users_per_cell is None else integer(owner, "users_per_cell", users_per_cell)
         self.num_tx_antennas = nt if num_antennas is None else integer(owner, "num_antennas", num_antennas)
         self.num_rx_antennas = nr if num_rx_antennas is None else integer(owner, "num_rx_antennas", num_rx_antennas)
+        # d = Nr streams per link: the action is (K, Nt, Nr, 2) so that its shape follows from the observation;
+        # a link that needs fewer streams leaves precoder columns at zero (same rate)
+        if num_streams is not None and integer(owner, "num_streams", num_streams) != self.num_rx_antennas:
+            raise ValueError(f"{owner}: num_streams={num_streams!r} must equal num_rx_antennas={self.num_rx_antennas} "
+                             "(d = Nr streams per link; to use fewer, leave precoder columns at zero, which gives "
+                             "the same rate); other stream counts are not supported")
         if inter_site_distance is None:
             self.interference = choice(owner, "interference", "low" if interference is None else interference,
                                        tuple(INTER_SITE_DISTANCES))
