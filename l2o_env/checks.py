@@ -40,22 +40,29 @@ def _advice(msg: str) -> None:
     warnings.warn(msg, UserWarning, stacklevel=3)
 
 
-def _check_powers(who: str, power: Any, shape: tuple[int, ...], pmax: np.ndarray) -> np.ndarray:
-    """The returned powers as float64, or a SolverCheckError naming every problem of ``who``'s output."""
-    if power is None:
-        raise SolverCheckError(f"{who} returned None; expected a numeric array of shape {shape} (watts)")
+def _as_finite(who: str, action: Any, shape: tuple[int, ...], unit: str = "", what: str = "") -> np.ndarray:
+    """A solver's output as float64 ``shape``, finite, or a SolverCheckError naming the problem (``unit``,
+    ``what``: the message's hints, e.g. `` (watts)`` and `` (one power per link)``)."""
+    if action is None:
+        raise SolverCheckError(f"{who} returned None; expected a numeric array of shape {shape}{unit}")
     try:
-        arr = np.asarray(power)
+        arr = np.asarray(action)
     except Exception as exc:  # pragma: no cover - exotic objects
-        raise SolverCheckError(f"{who} returned {type(power).__name__}, not an array of shape {shape}") from exc
+        raise SolverCheckError(f"{who} returned {type(action).__name__}, not an array of shape {shape}") from exc
     if arr.dtype.kind not in "fiu":
-        raise SolverCheckError(f"{who} returned dtype {arr.dtype}; expected real numbers (watts), shape {shape}")
+        raise SolverCheckError(f"{who} returned dtype {arr.dtype}; expected real numbers{unit}, shape {shape}")
     if arr.shape != shape:
-        raise SolverCheckError(f"{who} returned shape {arr.shape}; expected {shape} (one power per link)")
+        raise SolverCheckError(f"{who} returned shape {arr.shape}; expected {shape}{what}")
     arr = arr.astype(np.float64)
     bad = np.argwhere(~np.isfinite(arr))
     if bad.size:
         raise SolverCheckError(f"{who} returned NaN/inf at indices {[tuple(map(int, b)) for b in bad[:20]]}")
+    return arr
+
+
+def _check_powers(who: str, power: Any, shape: tuple[int, ...], pmax: np.ndarray) -> np.ndarray:
+    """The returned powers as float64, or a SolverCheckError naming every problem of ``who``'s output."""
+    arr = _as_finite(who, power, shape, " (watts)", " (one power per link)")
     tol = 1e-6 * np.maximum(pmax, 1e-30)
     low = np.argwhere(arr < -tol)
     high = np.argwhere(arr > pmax + tol)
@@ -72,17 +79,7 @@ def _check_powers(who: str, power: Any, shape: tuple[int, ...], pmax: np.ndarray
 def _check_feasible(who: str, action: Any, shape: tuple[int, ...], problem: Problem, obs: dict) -> np.ndarray:
     """Any family but power: the returned action as float64 ``shape``, finite and feasible for the batched
     ``obs`` (``problem.project`` changes nothing beyond a 1e-6 relative tolerance), or a SolverCheckError."""
-    if action is None:
-        raise SolverCheckError(f"{who} returned None; expected a numeric array of shape {shape}")
-    arr = np.asarray(action)
-    if arr.dtype.kind not in "fiu":
-        raise SolverCheckError(f"{who} returned dtype {arr.dtype}; expected real numbers, shape {shape}")
-    if arr.shape != shape:
-        raise SolverCheckError(f"{who} returned shape {arr.shape}; expected {shape}")
-    arr = arr.astype(np.float64)
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
-        raise SolverCheckError(f"{who} returned NaN/inf at indices {[tuple(map(int, b)) for b in bad[:20]]}")
+    arr = _as_finite(who, action, shape)
     batched = arr if len(shape) == len(problem.action_shape(obs)) else arr[None]
     _, changed = problem.project(obs, batched, tol=1e-6)
     if changed.any():
