@@ -147,17 +147,15 @@ class WCGCNConv(MessagePassing):
         return _run(self.mlp1[1:], x_j + edge_attr)
 
 
-class WCGCNNet(nn.Module):
-    """``num_layers`` applications of one shared :class:`WCGCNConv`, each followed by a sigmoid.
+class StandardisedGNN(nn.Module):
+    """What both WCGCN nets share: one message-passing layer ``conv`` applied ``num_layers`` times, and the
+    standardisation of the log channel strengths (``feat_mean`` / ``feat_std`` buffers: direct links, then
+    cross links), set once from training data by :meth:`set_normalisation` and saved with the weights."""
 
-    Holds the feature standardisation (``feat_mean``/``feat_std`` buffers: direct SNR, then the INR
-    used by both edge features), set once from training data by :meth:`set_normalisation`.
-    """
-
-    def __init__(self, hidden1: int = 32, hidden2: int = 16, num_layers: int = 3):
+    def __init__(self, conv: nn.Module, num_layers: int):
         super().__init__()
         self.num_layers = num_layers
-        self.conv = WCGCNConv(NODE_DIM, EDGE_DIM, hidden1, hidden2)
+        self.conv = conv
         self.register_buffer("feat_mean", torch.zeros(2))
         self.register_buffer("feat_std", torch.ones(2))
         self.register_buffer("normalised", torch.zeros((), dtype=torch.bool))
@@ -166,11 +164,25 @@ class WCGCNNet(nn.Module):
         self.conv.reset_parameters()
 
     def set_normalisation(self, direct_db: torch.Tensor, cross_db: torch.Tensor) -> None:
+        """Mean and standard deviation of a batch's direct and cross log strengths (a graph without cross
+        links borrows the direct ones; a spread that cannot be estimated counts as 1)."""
+        cross_db = cross_db if cross_db.numel() > 1 else direct_db
         mean = torch.stack([direct_db.mean(), cross_db.mean()])
-        std = torch.stack([direct_db.std(), cross_db.std()]).clamp_min(1e-3)
+        std = torch.stack([direct_db.std(), cross_db.std()]).nan_to_num(1.0).clamp_min(1e-3)
         self.feat_mean.copy_(mean)
         self.feat_std.copy_(std)
         self.normalised.fill_(True)
+
+
+class WCGCNNet(StandardisedGNN):
+    """``num_layers`` applications of one shared :class:`WCGCNConv`, each followed by a sigmoid.
+
+    Holds the feature standardisation (``feat_mean``/``feat_std`` buffers: direct SNR, then the INR
+    used by both edge features), set once from training data by :meth:`set_normalisation`.
+    """
+
+    def __init__(self, hidden1: int = 32, hidden2: int = 16, num_layers: int = 3):
+        super().__init__(WCGCNConv(NODE_DIM, EDGE_DIM, hidden1, hidden2), num_layers)
 
     def forward(self, direct_db, weight, edge_index, edge_db, all_layers: bool = False):
         """direct_db, weight ``(|V|,)``; edge_index ``(2, |E|)``; edge_db ``(|E|, 2)`` -> fractions ``(|V|,)``

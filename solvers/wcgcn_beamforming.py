@@ -61,7 +61,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from solvers.wcgcn import WCGCNConv, _mlp, build_graph
+from solvers.wcgcn import StandardisedGNN, WCGCNConv, _mlp, build_graph
 
 __all__ = ["BeamformingConv", "WCGCNBeamformingNet", "beamforming_graph", "beamforming_features", "beta", "canonical",
            "frames", "real_first", "link_amplitude", "precoders_from_fractions"]
@@ -105,7 +105,7 @@ class BeamformingConv(WCGCNConv):
         return super().aggregate(inputs, index, ptr=ptr, dim_size=dim_size)
 
 
-class WCGCNBeamformingNet(nn.Module):
+class WCGCNBeamformingNet(StandardisedGNN):
     """``num_layers`` applications of one shared :class:`BeamformingConv`, each followed by the common-phase
     rotation and ``beta``, in every link's own frame (module docstring).
 
@@ -114,27 +114,10 @@ class WCGCNBeamformingNet(nn.Module):
     """
 
     def __init__(self, num_antennas: int = 2, hidden1: int = 64, hidden2: int = 32, num_layers: int = 3):
-        super().__init__()
         nt = num_antennas
-        self.num_antennas = nt
-        self.num_layers = num_layers
         node = 2 * nt + 2  # [y (2 Nt), w, SNR]
-        self.conv = BeamformingConv(node, 4 * nt, hidden1, hidden2, 2 * nt)
-        self.register_buffer("feat_mean", torch.zeros(2))
-        self.register_buffer("feat_std", torch.ones(2))
-        self.register_buffer("normalised", torch.zeros((), dtype=torch.bool))
-
-    def reset_parameters(self) -> None:
-        self.conv.reset_parameters()
-
-    def set_normalisation(self, direct_db: torch.Tensor, cross_db: torch.Tensor) -> None:
-        """Mean and standard deviation of ``log10 ||h||^2`` of a batch's direct and (incoming) cross channels."""
-        cross_db = cross_db if cross_db.numel() > 1 else direct_db
-        mean = torch.stack([direct_db.mean(), cross_db.mean()])
-        std = torch.stack([direct_db.std(), cross_db.std()]).nan_to_num(1.0).clamp_min(1e-3)
-        self.feat_mean.copy_(mean)
-        self.feat_std.copy_(std)
-        self.normalised.fill_(True)
+        super().__init__(BeamformingConv(node, 4 * nt, hidden1, hidden2, 2 * nt), num_layers)
+        self.num_antennas = nt
 
     def forward(self, direct_db: torch.Tensor, weight: torch.Tensor, edge_index: torch.Tensor, edge_in: torch.Tensor,
                 edge_out: torch.Tensor, all_layers: bool = False):
