@@ -29,6 +29,8 @@ _BUILTIN: dict[str, str] = {
     "zf": "solvers.zf:ZF",
     "rzf": "solvers.rzf:RZF",
     "equal_power": "solvers.equal_power:EqualPower",
+    "unfolded_wmmse": "solvers.unfolded_wmmse:UnfoldedWMMSE",
+    "pgd_wmmse": "solvers.unfolded_wmmse:PGDWMMSE",
 }
 _RUNTIME: dict[str, Callable[..., Any]] = {}
 
