@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from l2o_env.data import ObservationSampler
+from l2o_env.envs.core import true_observation
 from l2o_env.problems import Problem, get_problem
 from l2o_env.problems.power import POWER_KEYS as _POWER_KEYS
 from l2o_env.rates import weighted_sum_rate
@@ -190,7 +191,8 @@ def check_env(env: gym.Env, *, seed: int = 0, steps: int = 5) -> None:
     space's shapes (power control: ``gain (K, K)``, ``weight``/``noise``/``pmax`` ``(K,)``, and the action
     space is ``Box(0, pmax)``); the reward of random actions (some infeasible) equals the weighted sum
     rate (``Problem.weighted_sum_rate``; power control: ``rates.weighted_sum_rate``) of the feasible
-    action (``Problem.project``) on the observation it answered; ``info`` has ``rates (K,)``,
+    action (``Problem.project``) on the channel it answered: the observation, or with aged / noisy CSI
+    the truth that ``info`` carried beside it (``true_observation(obs, info)``); ``info`` has ``rates (K,)``,
     ``sum_rate`` and the count of what feasibility changed (``clipped`` for power control, ``projected``
     transmitters for beamforming), equal to ``Problem.project``'s. Raises ``SolverCheckError`` (or
     Gymnasium's ``AssertionError``) on a breach.
@@ -214,15 +216,16 @@ def check_env(env: gym.Env, *, seed: int = 0, steps: int = 5) -> None:
         if key not in space.spaces:
             raise SolverCheckError(f"{env}: observation space lacks key {key!r}; a {problem.name} env has {problem.obs_keys}")
     count_key = getattr(env.unwrapped, "count_key", "changed")
-    obs, _ = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed)
     env.action_space.seed(seed)
     for _ in range(steps):
         for key, sub in space.spaces.items():
             if obs[key].shape != sub.shape or obs[key].dtype != np.float32:
                 raise SolverCheckError(f"{env}: obs[{key!r}] must be float32 {sub.shape}, got {obs[key].dtype} {obs[key].shape}")
+        truth = true_observation(obs, info)  # the channel the action is scored on
         action = env.action_space.sample()  # the Box bounds each entry only: some transmitters over budget
         obs_next, reward, terminated, truncated, info = env.step(action)
-        batched = {key: np.asarray(val, dtype=np.float64)[None] for key, val in obs.items()}
+        batched = {key: np.asarray(val, dtype=np.float64)[None] for key, val in truth.items()}
         feasible, changed = problem.project(batched, action[None])
         want_r = float(problem.weighted_sum_rate(batched, feasible)[0])
         if not np.isclose(reward, want_r, rtol=1e-6, atol=1e-9):
@@ -234,7 +237,7 @@ def check_env(env: gym.Env, *, seed: int = 0, steps: int = 5) -> None:
             raise SolverCheckError(f"{env}: info[{count_key!r}]={info[count_key]} but the projection changed {int(changed[0])}")
         obs = obs_next
         if terminated or truncated:
-            obs, _ = env.reset()
+            obs, info = env.reset()
 
 
 def _check_power_env(env: gym.Env, *, seed: int, steps: int) -> None:
@@ -247,7 +250,7 @@ def _check_power_env(env: gym.Env, *, seed: int, steps: int) -> None:
     high = np.asarray(env.action_space.high, dtype=np.float64)
     if env.action_space.shape != (k,) or np.any(np.asarray(env.action_space.low) != 0):
         raise SolverCheckError(f"{env}: action space must be Box(0, pmax, ({k},)), got {env.action_space}")
-    obs, _ = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed)
     env.action_space.seed(seed)
     for _ in range(steps):
         for key in _POWER_KEYS:
@@ -256,10 +259,11 @@ def _check_power_env(env: gym.Env, *, seed: int, steps: int) -> None:
                 raise SolverCheckError(f"{env}: obs[{key!r}] must be float32 {want}, got {obs[key].dtype} {obs[key].shape}")
         if not np.array_equal(obs["pmax"], high.astype(np.float32)):
             raise SolverCheckError(f"{env}: obs['pmax'] {obs['pmax']} differs from the action space's high {high}")
+        truth = true_observation(obs, info)  # the channel the action is scored on
         action = env.action_space.sample() * np.float32(1.2)  # some entries above pmax: clipped
         obs_next, reward, terminated, truncated, info = env.step(action)
         feasible = np.clip(action.astype(np.float64), 0.0, high)
-        want_r = float(weighted_sum_rate(obs["gain"], feasible, obs["noise"], obs["weight"]))
+        want_r = float(weighted_sum_rate(truth["gain"], feasible, truth["noise"], truth["weight"]))
         if not np.isclose(reward, want_r, rtol=1e-6, atol=1e-9):
             raise SolverCheckError(f"{env}: reward {reward} != weighted sum rate {want_r} of the clipped action")
         for key in ("rates", "sum_rate", "clipped"):
@@ -269,4 +273,4 @@ def _check_power_env(env: gym.Env, *, seed: int, steps: int) -> None:
             raise SolverCheckError(f"{env}: info['clipped']={info['clipped']} but {np.count_nonzero(feasible != action)} entries were clipped")
         obs = obs_next
         if terminated or truncated:
-            obs, _ = env.reset()
+            obs, info = env.reset()

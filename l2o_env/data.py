@@ -14,7 +14,8 @@ Graph Neural Networks for Efficient Power Allocation", IEEE TWC 2021, arXiv:2009
 layout follows the env's rule: ``model.sample_layout(np.random.default_rng(layout_seed), 1)`` with the
 ``layout_seed`` keyword (default 0), so a sampler and ``gym.make`` with the same keywords see the same
 layout, whatever the sampler's ``seed``. Mobility knobs (``speed``, ``slot_duration``) are validated but
-do not change the samples: each sample is a draw from the per-slot distribution. With ``speed=None`` the
+do not change the samples (unless the CSI looks back, below): each sample is a draw from the per-slot
+distribution. With ``speed=None`` the
 first batch of ``ObservationSampler(env_id, seed=s, **kw)(B)`` equals the first observation of
 ``gym.make_vec(env_id, num_envs=B, **kw).reset(seed=s)`` (float64 instead of float32).
 
@@ -27,6 +28,21 @@ first batch of ``ObservationSampler(env_id, seed=s, **kw)(B)`` equals the first 
 ('PowerControl-IC-v0', {'num_links': 20})
 >>> ObservationSampler("Beamforming-IBC-v0", seed=0)(8)["channel"].shape   # (B, K, T, Nr, Nt, 2)
 (8, 8, 2, 2, 8, 2)
+
+Aged and noisy channel state (``csi_delay``, ``csi_error``, ``csi_history``; see ``l2o_env.envs.core``):
+a sample is the first observation of a fresh episode, which the env builds by simulating the
+``csi_delay + csi_history - 1`` earlier slots; when that number is > 0 and ``speed`` is set, the speed
+*does* apply (the slots of a sample are correlated as in the env, so an aged observation says something
+about the current channel), and the first batch again equals the vector env's first observation. With
+``speed=None`` a delayed observation is an independent draw, unrelated to the channel it is scored on.
+``sampler(B, with_truth=True)`` returns ``(obs, truth)``: ``truth`` is the perfect-CSI observation of
+the same slots (the true current channel; the keys of ``csi_history=1``), so a loss can train on
+``Problem.rates(truth, net(obs))`` while the network sees only ``obs``.
+
+>>> obs, truth = ObservationSampler("PowerControl-D2D-v0", seed=0, speed=30.0, slot_duration=1e-3,
+...                                 csi_delay=1, csi_history=3)(16, with_truth=True)
+>>> obs["gain_history"].shape, truth["gain"].shape, "gain_history" in truth
+((16, 3, 50, 50), (16, 50, 50), False)
 """
 
 from __future__ import annotations
@@ -81,6 +97,10 @@ class ObservationSampler:
         seed: the seed.
         config: the validated :class:`~l2o_env.envs.core.EnvConfig`.
         observation_keys: the keys of every batch.
+
+    ``sampler(batch, with_truth=False)``: the batch; ``with_truth=True`` returns ``(obs, truth)``, where
+    ``truth`` has the keys of the observation without a history (``csi_history=1``) and the true current
+    channel in place of the observed one (equal to ``obs`` but for the history when the CSI is perfect).
     """
 
     def __init__(self, env_id: str, seed: int = 0, **env_kwargs: Any):
@@ -98,16 +118,25 @@ class ObservationSampler:
         self.observation_keys = self.config.observation_keys
         self._rng = np.random.default_rng(self.seed)
         # every sample is a fresh slot: the speed=None dynamics whatever the speed knob says (a fixed
-        # topology keeps the configuration's layout, from layout_seed, never from `seed`)
-        self._sim_config = dataclasses.replace(self.config, speed=None, fading_correlation=None)
+        # topology keeps the configuration's layout, from layout_seed, never from `seed`), unless the
+        # observation looks back at earlier slots (a CSI delay or history), whose correlation with the
+        # current slot is what the speed sets
+        self._sim_config = self.config
+        if self.config.csi_delay + self.config.csi_history == 1 or self.config.speed is None:
+            self._sim_config = dataclasses.replace(self.config, speed=None, fading_correlation=None)
         self._sim: BatchSim | None = None
 
-    def __call__(self, batch: int) -> dict[str, np.ndarray]:
+    def __call__(self, batch: int, with_truth: bool = False):
         batch = integer("ObservationSampler", "batch", batch)
+        if not isinstance(with_truth, (bool, np.bool_)):
+            raise ValueError(f"ObservationSampler: with_truth must be True or False, got {with_truth!r}")
         if self._sim is None or self._sim.batch != batch:
             self._sim = BatchSim(self._sim_config, batch)
         self._sim.reset(self._rng)
-        return {key: val.astype(np.float64) for key, val in self._sim.observation().items()}
+        obs = {key: val.astype(np.float64) for key, val in self._sim.observation().items()}
+        if not with_truth:
+            return obs
+        return obs, {key: val.astype(np.float64) for key, val in self._sim.true_observation().items()}
 
     def __repr__(self) -> str:
         return f"ObservationSampler({self.env_id!r}, seed={self.seed}, K={self.config.num_links})"

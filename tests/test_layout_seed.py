@@ -195,10 +195,12 @@ def test_env_defaults_cover_every_env_knob_and_match_the_env():
     assert ENV_DEFAULTS == {
         "noise": None, "pmax": None, "snr_db": None, "speed": None, "slot_duration": 0.02,
         "weights": "uniform", "topology": None, "pf_smoothing": 0.1, "layout_seed": 0,
+        "csi_delay": 0, "csi_error": 0.0, "csi_history": 1,
     }
     plain = parse_config(ADHOC)
     explicit = parse_config(ADHOC, **{k: v for k, v in ENV_DEFAULTS.items() if v is not None and k != "snr_db"})
-    for name in ("slot_duration", "weights", "pf_smoothing", "layout_seed", "speed", "topology"):
+    for name in ("slot_duration", "weights", "pf_smoothing", "layout_seed", "speed", "topology", "csi_delay",
+                 "csi_error", "csi_history"):
         assert getattr(explicit, name) == getattr(plain, name), name
     np.testing.assert_array_equal(explicit.fixed_layout.tx_pos, plain.fixed_layout.tx_pos)
     assert plain.topology == SCENARIOS[ADHOC].default_topology

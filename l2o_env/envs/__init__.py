@@ -9,10 +9,15 @@ scenario to them (``kwargs={"env_id": ID}``).
 >>> env = gym.make("PowerControl-IC-v0", num_links=20)
 >>> envs = gym.make_vec("PowerControl-IC-v0", num_envs=1024)   # native batched VectorEnv
 >>> bf = gym.make("Beamforming-MISO-v0")                        # precoders instead of powers
+
+With ``csi_delay`` / ``csi_error`` the observation is an aged / noisy estimate of the channel and the
+reward is paid on the true channel, which ``info`` carries (``true_gain``, ``true_channel``, ...);
+:func:`true_observation` (``obs``, ``info``) is the perfect-CSI observation of the same slot.
 """
 
 from l2o_env.envs.beamforming import BeamformingEnv, BeamformingVectorEnv
+from l2o_env.envs.core import true_observation
 from l2o_env.envs.power_control import PowerControlEnv
 from l2o_env.envs.vector import PowerControlVectorEnv
 
-__all__ = ["PowerControlEnv", "PowerControlVectorEnv", "BeamformingEnv", "BeamformingVectorEnv"]
+__all__ = ["PowerControlEnv", "PowerControlVectorEnv", "BeamformingEnv", "BeamformingVectorEnv", "true_observation"]

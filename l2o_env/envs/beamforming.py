@@ -59,11 +59,19 @@ class BeamformingEnv(ScenarioEnv):
     | ``pmax`` | (T,) | budget of each transmitter (W), constant | 0 | inf |
     | ``tx_pos`` | (T, 2) | transmitter positions (m); IBC and D2D only | -inf | inf |
     | ``rx_pos`` | (K, 2) | receiver positions (m); IBC and D2D only | -inf | inf |
+    | ``channel_history`` | (n, K, T, Nr, Nt, 2) | the last ``n`` observed channels, oldest first (the last is ``channel``); only with ``csi_history=n > 1`` | -inf | inf |
+
+    With ``csi_delay=d`` the per-slot keys (channel, positions, the IBC's noise) are those of slot
+    ``t - d``; with ``csi_error=e`` the channel is ``sqrt(1 - e^2) H + e N``, ``N`` complex Gaussian with
+    the large-scale power of each entry (drawn once per slot; the IBC's observed noise follows the observed
+    channel). The true current channel is in ``info`` (``true_channel``, ``true_noise`` where it follows
+    the channel, positions), never in the observation.
 
     ## Rewards
 
-    The weighted sum rate (bit/s/Hz) of the projected precoders on the channel they answered, from the
-    float32 values observed (:func:`l2o_env.rates.mimo_link_rates`):
+    The weighted sum rate (bit/s/Hz) of the projected precoders on the true channel of the slot they
+    answered, from float32 values (the observed ones when the CSI is perfect, the default;
+    :func:`l2o_env.rates.mimo_link_rates`):
 
     .. math::
 
@@ -71,7 +79,8 @@ class BeamformingEnv(ScenarioEnv):
         J_k = \sigma_k^2 I + \sum_{j \ne k} H_{k,t(j)} V_j V_j^H H_{k,t(j)}^H
 
     ``info`` carries the per-link ``rates`` (K,), the unweighted ``sum_rate`` and ``projected`` (the number
-    of transmitters scaled back onto their budget).
+    of transmitters scaled back onto their budget) of the step, and the truth of the new current slot
+    (``true_channel`` ...; ``reset``'s ``info`` too).
 
     ## Starting State
 
@@ -97,6 +106,7 @@ class BeamformingEnv(ScenarioEnv):
     | ``pair_distance``, ``area_side``, ``density`` | (2, 65), 1000, 1 | D2D geometry (m); ``density`` also scales the IBC layout |
     | ``speed``, ``slot_duration``, ``carrier_frequency`` | None, 0.02, 2.4e9 | mobility: Jakes fading per antenna pair, moving users/pairs |
     | ``weights``, ``pf_smoothing`` | "uniform", 0.1 | as power control |
+    | ``csi_delay``, ``csi_error``, ``csi_history`` | 0, 0, 1 | aged / noisy channel state, as power control; ``csi_history=n > 1`` adds ``channel_history`` |
     | ``noise``, ``pmax`` | model's | W: noise per link, budget per transmitter |
 
     >>> import gymnasium as gym, l2o_env

@@ -26,24 +26,42 @@ Slot dynamics (per network, all networks in one numpy call):
   kept; the fading follows the Jakes/Gauss-Markov recursion ``h_t = rho h_(t-1) + sqrt(1-rho^2) e_t``
   with ``rho = J0(2 pi f_d T)``, ``f_d = speed * carrier_frequency / c`` (``channels.base``).
 
+Channel-state information (``csi_delay`` d, ``csi_error`` e, ``csi_history`` n; defaults 0, 0, 1 change
+nothing, not even the random stream): the observation at step t holds the estimate of slot t - d, the
+reward is paid on the true slot t. A slot's estimate is drawn once, when the slot is simulated: the
+family's observation of the fading ``sqrt(1 - e^2) f + e z``, ``z ~ CN(0, 1)``; every fading entry is
+CN(0, 1) and the large scale multiplies it, so the estimated channel is ``sqrt(1 - e^2) h + e n`` with
+``n`` of each entry's large-scale power (the MMSE-estimation model; power control observes
+``|h_hat|^2``). Every per-slot key of the observation (gain or channel, ``bs_gain``, positions, the
+IBC's channel-derived noise) is the observed slot's; positions are exact. ``n > 1`` adds the problem's
+``history_key`` (``gain_history (n, K, K)``, ``channel_history (n, K, T, Nr, Nt, 2)``): the channels of
+slots t-d-n+1 .. t-d, oldest first, the last one the observed channel. A reset simulates the d + n - 1
+slots before the first observation with the same dynamics, so the first slot of an episode is like any
+other; with ``speed=None`` those slots are independent draws (a fixed topology: the same layout, new
+fading), so a delayed observation is independent of the channel it is scored on. The true current slot
+is in every ``info`` as ``true_<key>`` (:meth:`BatchSim.truth`); :func:`true_observation` merges it into
+an observation (the genie's input).
+
 Proportional-fair weights: ``w_i = 1 / max(R_i, PF_MIN_RATE)`` with the exponentially averaged rate
 ``R_i <- (1 - beta) R_i + beta r_i`` (``beta = pf_smoothing``, default 0.1: a time constant of about 10
 slots), updated after every step with the rates the action achieved; ``R_i = PF_INIT_RATE = 1`` bit/s/Hz
 at every reset, so the first slot of an episode has all weights 1.
 
 Observed values are float32; the reward is computed from exactly the float32 values the agent saw
-(noise, pmax and weights are rounded to float32 once), so ``reward == rates.weighted_sum_rate(obs...)``.
+(noise, pmax and weights are rounded to float32 once), so ``reward == rates.weighted_sum_rate(obs...)``
+with perfect CSI (and ``rates.weighted_sum_rate(true_observation(obs, info)...)`` always).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
 
-from l2o_env.channels.base import ChannelModel, Layout, evolve_fading, jakes_correlation
+from l2o_env.channels.base import ChannelModel, Layout, complex_normal, evolve_fading, jakes_correlation
 from l2o_env.problems import Problem, get_problem
 from l2o_env.problems.beamforming import project_precoders
 from l2o_env.problems.power import PF_MIN_RATE, check_action, clip_power
@@ -66,6 +84,8 @@ __all__ = [
     "SimHolder",
     "SlotFamily",
     "FAMILIES",
+    "TRUTH_PREFIX",
+    "true_observation",
 ]
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -79,6 +99,7 @@ _NOISE_KNOBS = ("noise_std", "noise_dbm_per_hz", "bandwidth")
 _PMAX_KNOBS = ("tx_power_dbm",)
 ENV_KNOBS = (
     "noise", "pmax", "snr_db", "speed", "slot_duration", "weights", "topology", "pf_smoothing", "layout_seed",
+    "csi_delay", "csi_error", "csi_history",
 )
 # the default of every env knob (None for noise / pmax / snr_db: the model's; for topology: the scenario's
 # default_topology); what a keyword equal to its default changes: nothing
@@ -92,6 +113,9 @@ ENV_DEFAULTS = {
     "topology": None,
     "pf_smoothing": 0.1,
     "layout_seed": 0,
+    "csi_delay": 0,
+    "csi_error": 0.0,
+    "csi_history": 1,
 }
 
 
@@ -121,6 +145,12 @@ class EnvConfig:
         num_tx: T, the transmitters (``model.num_tx``; K for power control).
         tx_of_link: ``(K,)`` intp, the transmitter of every link (``model.tx_of_link``; ``arange(K)``
             for power control).
+        csi_delay: d, slots between the channel that is observed and the one the action is scored on.
+        csi_error: e in [0, 1], the estimation error: the observed fading is
+            ``sqrt(1 - e^2) f + e n``, ``n ~ CN(0, 1)`` (so the observed channel is ``sqrt(1 - e^2) h + e n'``
+            with ``n'`` of each entry's large-scale power).
+        csi_history: n >= 1, the observed channels the observation carries (``n > 1`` adds the
+            problem's ``history_key``).
     """
 
     env_id: str
@@ -140,6 +170,9 @@ class EnvConfig:
     fixed_layout: Layout | None = None
     num_tx: int = 0
     tx_of_link: np.ndarray | None = None
+    csi_delay: int = 0
+    csi_error: float = 0.0
+    csi_history: int = 1
 
     @property
     def problem(self) -> str:
@@ -155,12 +188,23 @@ class EnvConfig:
         return bool(self.model.has_geometry)
 
     @property
+    def perfect_csi(self) -> bool:
+        """Whether the observation holds the exact channel the action is scored on (``csi_delay = 0``,
+        ``csi_error = 0``; a history does not change that)."""
+        return self.csi_delay == 0 and self.csi_error == 0.0
+
+    @property
     def observation_keys(self) -> tuple[str, ...]:
-        """The problem's keys (``Problem.obs_keys``), then positions (geometric models), then model extras."""
-        keys = tuple(get_problem(self.problem).obs_keys)
+        """The problem's keys (``Problem.obs_keys``), then positions (geometric models), then model extras,
+        then, with ``csi_history > 1``, the problem's ``history_key`` (``gain_history``, ``channel_history``)."""
+        problem = get_problem(self.problem)
+        keys = tuple(problem.obs_keys)
         if self.has_geometry:
             keys += ("tx_pos", "rx_pos")
-        return keys + tuple(self.extra_shapes)
+        keys += tuple(self.extra_shapes)
+        if self.csi_history > 1:
+            keys += (problem.history_key,)
+        return keys
 
 
 def _per_link(env_id: str, name: str, value: Any, k: int, unit: str, per: str = "link") -> np.ndarray:
@@ -191,7 +235,8 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     MISO and IBC beamforming models, gets it as a model knob instead), ``speed`` (m/s or None),
     ``slot_duration`` (s, default 0.02), ``weights``, ``topology`` (scenarios with
     ``Scenario.topology_knob``, the ad hoc env), ``pf_smoothing``, ``layout_seed`` (those scenarios with
-    ``topology="fixed"`` only: integer >= 0, default 0); defaults in :data:`ENV_DEFAULTS`. Every other
+    ``topology="fixed"`` only: integer >= 0, default 0), ``csi_delay`` (integer >= 0 slots),
+    ``csi_error`` (in [0, 1]), ``csi_history`` (integer >= 1); defaults in :data:`ENV_DEFAULTS`. Every other
     keyword goes to the channel model (``num_links``, ``num_cells``, ``density``, ``carrier_frequency``,
     ...). Anything invalid raises a ValueError that names the keyword, the value and what is allowed.
 
@@ -250,6 +295,15 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     pf_smoothing = real(env_id, "pf_smoothing", env_kw.get("pf_smoothing", ENV_DEFAULTS["pf_smoothing"]))
     if not 0.0 < pf_smoothing <= 1.0:
         raise ValueError(f"{env_id}: pf_smoothing (beta of the averaged rate) must be in (0, 1], got {pf_smoothing!r}")
+
+    csi_delay = integer(env_id, "csi_delay", env_kw.get("csi_delay", ENV_DEFAULTS["csi_delay"]), minimum=0)
+    csi_error = real(env_id, "csi_error", env_kw.get("csi_error", ENV_DEFAULTS["csi_error"]))
+    if not 0.0 <= csi_error <= 1.0:
+        raise ValueError(
+            f"{env_id}: csi_error must be in [0, 1] (0: exact estimate, 1: the estimate is pure noise of the "
+            f"channel's large-scale power), got {env_kw['csi_error']!r}"
+        )
+    csi_history = integer(env_id, "csi_history", env_kw.get("csi_history", ENV_DEFAULTS["csi_history"]), minimum=1)
 
     cls = model_class(env_id)
     for env_knob, model_side in (("noise", _NOISE_KNOBS + tuple(getattr(cls, "noise_knobs", ()))),
@@ -318,6 +372,9 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
         fixed_layout=fixed_layout,
         num_tx=num_tx,
         tx_of_link=tx_of_link,
+        csi_delay=csi_delay,
+        csi_error=csi_error,
+        csi_history=csi_history,
     )
 
 
@@ -358,9 +415,10 @@ class SlotFamily:
         raise NotImplementedError
 
     def rates(self, sim: "BatchSim", action: np.ndarray) -> np.ndarray:
-        """Per-link rates ``(B, K)`` of a feasible action ``(B, ...)`` on the slot: ``Problem.rates`` on the
-        float32 values the agent saw (a family may call its ``l2o_env.rates`` function directly)."""
-        return sim.problem.rates({**self.rate_inputs(sim.config), **sim.slot}, action)
+        """Per-link rates ``(B, K)`` of a feasible action ``(B, ...)`` on the true current slot
+        (``sim.true_slot``): ``Problem.rates`` on float32 values, those the agent saw when the CSI is perfect
+        (a family may call its ``l2o_env.rates`` function directly)."""
+        return sim.problem.rates({**self.rate_inputs(sim.config), **sim.true_slot}, action)
 
 
 class _PowerSlots(SlotFamily):
@@ -387,7 +445,7 @@ class _PowerSlots(SlotFamily):
 
     def rates(self, sim, action):
         # POWER.rates without the dict: this runs every step of every power env
-        return link_rates(sim.slot["gain"], action, sim.config.noise)
+        return link_rates(sim.true_slot["gain"], action, sim.config.noise)
 
 
 class _BeamformingSlots(SlotFamily):
@@ -441,9 +499,27 @@ class BatchSim:
     The problem family's part (what a slot observes, feasibility) is its :class:`SlotFamily`; rates come
     from its :class:`~l2o_env.problems.Problem`.
 
+    Channel-state information (the config's ``csi_delay`` d, ``csi_error`` e and ``csi_history`` n): the
+    sim holds the true state of the current slot t (:attr:`layout`, :attr:`fading` and their
+    observation keys :attr:`true_slot`, on which :meth:`rates` scores an action) and the *estimates* of
+    the slots t-d-n+1 .. t. A slot's estimate is drawn once, when the slot is simulated: the family's
+    ``observe`` on the fading ``sqrt(1 - e^2) f + e z``, ``z ~ CN(0, 1)`` (every fading entry is CN(0, 1)
+    and the large scale multiplies it, so the estimation noise of each channel entry has that entry's
+    large-scale power: the MMSE-estimation model); positions are exact and every per-slot key (gain,
+    ``bs_gain``, positions, the IBC's channel-derived noise) is that slot's, computed from the estimate.
+    The observation shows the estimate of slot t-d (:attr:`slot`) and, with n > 1, the last n estimates
+    (slots t-d-n+1 .. t-d, oldest first) under the problem's ``history_key``. A reset (of every network
+    or of some) simulates the d + n - 1 slots before the first observation with the dynamics of a step, so
+    the first slot of an episode is like any other; with ``speed=None`` those slots are independent
+    draws, so a delayed observation is independent of the channel it is scored on. With perfect CSI
+    (d = 0, e = 0) :attr:`slot` *is* :attr:`true_slot`, and with n = 1 the code path and the random
+    stream are the ones of an env without these knobs.
+
     Attributes (all with the batch axis first):
-        slot: the float32 observation keys of the current slot (power: ``gain (B, K, K)``, positions,
-            ``bs_gain``; beamforming: ``channel (B, K, T, Nr, Nt, 2)``, positions, a per-slot ``noise``).
+        slot: the float32 observation keys of the observed slot (power: ``gain (B, K, K)``, positions,
+            ``bs_gain``; beamforming: ``channel (B, K, T, Nr, Nt, 2)``, positions, a per-slot ``noise``):
+            the estimate of slot t - d.
+        true_slot: the same keys for the true current slot t (what the next action is scored on).
         gain: ``slot["gain"]`` (power control), the observed gains the next action answers.
         weight: ``(B, K)`` float64 (float32-representable) weights of the current slot.
         avg_rate: ``(B, K)`` proportional-fair averaged rates (bit/s/Hz), or None.
@@ -468,27 +544,49 @@ class BatchSim:
         if config.fixed_layout is not None:
             self.fixed_layout = _read_only(config.fixed_layout.take(np.zeros(self.batch, dtype=np.intp)))
         self.slot: dict[str, np.ndarray] = {}
+        self.true_slot: dict[str, np.ndarray] = {}
         self.weight = np.ones((self.batch, self._k))
         self.avg_rate = None
         self.steps = np.zeros(self.batch, dtype=np.int64)
+        # channel-state information: delay d, error e, history n; the estimates of slots t-d-n+1 .. t
+        # (oldest first) are kept when d + n > 1
+        self._delay = config.csi_delay
+        self._error = config.csi_error
+        self._history = config.csi_history
+        self._warm = self._delay + self._history - 1  # slots simulated before the first observation
+        self._ring = self._delay + self._history
+        self._past: list[dict[str, np.ndarray]] = []
+        self._history_key = self.problem.history_key if self._history > 1 else None
+        self._channel_key = self.problem.channel_key
         probe = self.model.sample_layout(np.random.default_rng(0), 1)
         # a model whose layout carries nothing (the Gaussian IC) needs no layout redraw per slot, and
         # without a speed or extra keys only its gains matter: `model.sample` draws them directly
+        # (not with an estimation error, which needs the complex fading)
         self._empty_layout = probe.batch_size is None and not probe.extra
         self._gain_only = (
             self.family.gain_only and self._empty_layout and config.speed is None and not config.has_geometry
-            and not config.extra_shapes
+            and not config.extra_shapes and self._error == 0.0
         )
         self._clamp = config.has_geometry
         self._uniform = config.weights == "uniform"
         self._keys = config.observation_keys
         self._const = self.family.constants(config)
+        # the keys that change every slot (what CSI delay and error act on, and what `truth` returns)
+        self._slot_keys = tuple(
+            key for key in self._keys if key != "weight" and key not in self._const and key != self._history_key
+        )
         self._pmax_low = float(config.pmax.min())
 
     @property
     def gain(self) -> np.ndarray | None:
         """The observed gain matrices ``(B, K, K)`` float32 (power control; None before a reset)."""
         return self.slot.get("gain")
+
+    @property
+    def slot_keys(self) -> tuple[str, ...]:
+        """The observation keys that change every slot (power: ``gain``, positions, ``bs_gain``;
+        beamforming: ``channel``, positions, a channel-derived ``noise``): the keys of :meth:`truth`."""
+        return self._slot_keys
 
     # --- weights ----------------------------------------------------------------------------
     def _draw_weights(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -505,15 +603,21 @@ class BatchSim:
         """Start new episodes: all networks (``index=None``) or those in the int array ``index``.
 
         A fixed topology starts every episode from :attr:`EnvConfig.fixed_layout`, whatever ``rng``;
-        ``rng`` draws the fading and the weights (and a random topology's layouts).
+        ``rng`` draws the fading and the weights (and a random topology's layouts). With ``csi_delay`` d
+        and ``csi_history`` n, the d + n - 1 slots before the first observation are simulated too (for
+        the networks in ``index`` only; with ``speed=None`` every slot is already an independent draw, so
+        a partial reset redraws nothing).
         """
         cfg, model = self.config, self.model
         if self._gain_only:
+            warm = 0
             if index is None:
                 self.layout = model.sample_layout(rng, self.batch)
-                self.slot = {"gain": self._f32(model.sample(rng, self.batch))}
+                self._past = []
+                self._push_gain(model.sample(rng, self.batch))
                 self.steps[:] = 0
                 index = np.arange(self.batch)
+                warm = self._warm
             else:
                 index = np.asarray(index, dtype=np.intp)
                 self.steps[index] = 0
@@ -522,6 +626,8 @@ class BatchSim:
                 if self.avg_rate is None:
                     self.avg_rate = np.full((self.batch, self._k), PF_INIT_RATE)
                 self.avg_rate[index] = PF_INIT_RATE
+            for _ in range(warm):
+                self._push_gain(model.sample(rng, self.batch))
             return
         if index is None:
             if cfg.fixed_topology:
@@ -536,7 +642,10 @@ class BatchSim:
             if self._pf:
                 self.avg_rate = np.full((self.batch, self._k), PF_INIT_RATE)
             self.steps[:] = 0
-            self._observe()
+            self._past = []
+            self._observe(rng)
+            for _ in range(self._warm):
+                self._advance_channel(rng)
             return
         index = np.asarray(index, dtype=np.intp)
         n = index.size
@@ -548,7 +657,7 @@ class BatchSim:
         self.steps[index] = 0
         if self._distance is None:
             # the current slot of every network is already an independent draw (fixed topology: the
-            # fixed layout with fresh fading): nothing else to redraw
+            # fixed layout with fresh fading), and so are the earlier slots it observes: nothing to redraw
             return
         if cfg.fixed_topology:
             fresh = self.fixed_layout.take(index)
@@ -557,7 +666,10 @@ class BatchSim:
         if self.layout.batch_size is not None:
             self.layout.put(index, fresh)
         self.fading[index] = model.sample_fading(rng, n)
-        self._observe()
+        if self._ring == 1 and self._error == 0.0:
+            self._observe(rng)  # every row recomputed from its state: the other networks' values stay
+            return
+        self._restart_rows(rng, index)
 
     def project(self, action: np.ndarray) -> tuple[np.ndarray, Any]:
         """A validated float64 action ``(B, ...)`` made feasible (the family's rule: powers clipped,
@@ -567,7 +679,8 @@ class BatchSim:
 
     def rates(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-link rates ``(B, K)`` and weighted sum rates ``(B,)`` of a feasible action ``(B, ...)`` on
-        the observed channel (``Problem.rates`` on the float32 values the agent saw: ``l2o_env.rates``,
+        the true channel of the current slot (``Problem.rates`` on the float32 values of
+        :attr:`true_slot`, which are the ones the agent saw when the CSI is perfect: ``l2o_env.rates``,
         the one rate formula)."""
         r = self.family.rates(self, action)
         if self._uniform:
@@ -580,11 +693,15 @@ class BatchSim:
             beta = self.config.pf_smoothing
             self.avg_rate = (1.0 - beta) * self.avg_rate + beta * rates
             self.weight = self._pf_weights()
-        model = self.model
         if self._count_steps:
             self.steps += 1
+        self._advance_channel(rng)
+
+    def _advance_channel(self, rng: np.random.Generator) -> None:
+        """The channel of every network one slot on (and its estimate into the past)."""
+        model = self.model
         if self._gain_only:
-            self.slot = {"gain": self._f32(model.sample(rng, self.batch))}
+            self._push_gain(model.sample(rng, self.batch))
             return
         if self._distance is None:
             if not (self.config.fixed_topology or self._empty_layout):
@@ -593,7 +710,7 @@ class BatchSim:
         else:
             self.layout = model.move(self.layout, rng, self._distance)
             self.fading = evolve_fading(self.fading, rng, self.config.fading_correlation)
-        self._observe()
+        self._observe(rng)
 
     def observation(self, row: int | None = None) -> dict[str, np.ndarray]:
         """The current observation as new float32 arrays (never views of the state).
@@ -602,16 +719,43 @@ class BatchSim:
         :attr:`EnvConfig.observation_keys` (power: ``gain (B, K, K)``, ``weight``, ``noise``, ``pmax``
         ``(B, K)``, positions ``(B, K, 2)``, model keys such as ``bs_gain (B, N, K)``; beamforming:
         ``channel (B, K, T, Nr, Nt, 2)``, ``tx_of_link``, ``weight``, ``noise`` ``(B, K)``, ``pmax
-        (B, T)``, ``tx_pos (B, T, 2)``, ``rx_pos (B, K, 2)``). ``row=i``: network ``i`` alone, without the
-        batch axis (the single env's observation).
+        (B, T)``, ``tx_pos (B, T, 2)``, ``rx_pos (B, K, 2)``; with ``csi_history`` n > 1 the history key,
+        ``gain_history (B, n, K, K)`` / ``channel_history (B, n, K, T, Nr, Nt, 2)``, oldest first, its last
+        entry the observed channel). ``row=i``: network ``i`` alone, without the batch axis (the single
+        env's observation). The per-slot keys are the estimate of slot t - ``csi_delay``.
         """
+        return self._assemble(self.slot, row, history=True)
+
+    def true_observation(self, row: int | None = None) -> dict[str, np.ndarray]:
+        """The observation an env with perfect CSI would show now: the per-slot keys of the true current
+        slot (what the next action is scored on), the weights and constants as :meth:`observation`, no
+        history key (the keys of ``csi_history=1``). Equal to :meth:`observation` when the CSI is perfect
+        and ``csi_history=1``. ``row`` as in :meth:`observation`."""
+        return self._assemble(self.true_slot, row, history=False)
+
+    def truth(self, row: int | None = None) -> dict[str, np.ndarray]:
+        """``{"true_<key>": ...}`` for every per-slot key (:attr:`slot_keys`) of the true current slot: what
+        the envs put in ``info`` (new float32 arrays; ``row`` as in :meth:`observation`)."""
+        true = self.true_slot
+        if row is None:
+            return {f"true_{key}": true[key].copy() for key in self._slot_keys}
+        return {f"true_{key}": true[key][row].copy() for key in self._slot_keys}
+
+    def _assemble(self, slot: dict[str, np.ndarray], row: int | None, history: bool) -> dict[str, np.ndarray]:
         obs = {}
-        const, slot = self._const, self.slot
+        const = self._const
         for key in self._keys:
             if key == "weight":
                 obs[key] = (self.weight if row is None else self.weight[row]).astype(np.float32)
             elif key in const:
                 obs[key] = np.tile(const[key], (self.batch, 1)) if row is None else const[key].copy()
+            elif key == self._history_key:
+                if history:
+                    past, ch = self._past[: self._history], self._channel_key
+                    if row is None:
+                        obs[key] = np.stack([p[ch] for p in past], axis=1)
+                    else:
+                        obs[key] = np.stack([p[ch][row] for p in past])
             else:
                 obs[key] = slot[key].copy() if row is None else slot[key][row].copy()
         return obs
@@ -623,8 +767,92 @@ class BatchSim:
             gain = np.minimum(gain, F32_MAX)
         return gain.astype(np.float32)
 
-    def _observe(self) -> None:
-        self.slot = self.family.observe(self, self.layout, self.fading)
+    # --- the current slot and its estimates -----------------------------------------------------
+    def _push(self, true: dict[str, np.ndarray], estimate: dict[str, np.ndarray]) -> None:
+        """Make ``true`` the current slot t and keep its ``estimate``; the observed slot is then t - d."""
+        self.true_slot = true
+        if self._ring == 1:
+            self.slot = estimate
+            return
+        past = self._past
+        past.append(estimate)
+        if len(past) > self._ring:
+            del past[0]
+        self.slot = past[-(self._delay + 1)] if len(past) > self._delay else estimate
+
+    def _push_gain(self, gain: np.ndarray) -> None:
+        # the gain-only fast path: no estimation error (see __init__), so the estimate is the slot itself
+        slot = {"gain": self._f32(gain)}
+        self._push(slot, slot)
+
+    def _estimate(self, rng: np.random.Generator, layout: Layout, fading: np.ndarray,
+                  true: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observed keys of a slot: ``true`` itself without an estimation error, else the family's
+        ``observe`` on the fading ``sqrt(1 - e^2) fading + e z``, ``z ~ CN(0, 1)`` (drawn from ``rng``)."""
+        e = self._error
+        if e == 0.0:
+            return true
+        noisy = complex_normal(rng, fading.shape)
+        noisy *= e
+        noisy += math.sqrt(max(0.0, 1.0 - e * e)) * fading
+        return self.family.observe(self, layout, noisy)
+
+    def _observe(self, rng: np.random.Generator) -> None:
+        true = self.family.observe(self, self.layout, self.fading)
+        self._push(true, self._estimate(rng, self.layout, self.fading, true))
+
+    def _restart_rows(self, rng: np.random.Generator, index: np.ndarray) -> None:
+        """First slot of new episodes for the networks ``index`` (their layout and fading just drawn, with a
+        speed): the d + n - 1 earlier slots are simulated for those rows only and written into the true
+        slot and the kept estimates; every other network's state, estimates included, is untouched."""
+        model = self.model
+        geometric = self.layout.batch_size is not None
+        layout = self.layout.take(index) if geometric else self.layout
+        fading = self.fading[index]
+        true = self.family.observe(self, layout, fading)
+        estimates = [self._estimate(rng, layout, fading, true)]
+        for _ in range(self._warm):
+            layout = model.move(layout, rng, self._distance)
+            fading = evolve_fading(fading, rng, self.config.fading_correlation)
+            true = self.family.observe(self, layout, fading)
+            estimates.append(self._estimate(rng, layout, fading, true))
+        if geometric:
+            self.layout.put(index, layout)
+        self.fading[index] = fading
+        kept = self._past if self._ring > 1 else [self.slot]
+        for dst, src in zip(kept, estimates[-len(kept):]):
+            for key, val in src.items():
+                dst[key][index] = val
+        for key, val in true.items():
+            self.true_slot[key][index] = val
+
+
+#: ``info`` keys ``TRUTH_PREFIX + key`` carry the true current slot's per-slot observation keys
+TRUTH_PREFIX = "true_"
+
+
+def true_observation(obs: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+    """The observation an env with perfect CSI would have shown in place of ``obs``: every key ``k`` of
+    ``obs`` for which ``info`` has ``"true_" + k`` (the truth the envs put in the ``info`` returned with
+    each observation: ``true_gain`` / ``true_channel``, positions, ``bs_gain``, the IBC's noise) takes that
+    value, and the history key (``gain_history`` / ``channel_history``) is dropped; the result has the keys
+    of ``csi_history=1``, so any solver of the family runs on it and ``Problem.rates(true_observation(obs,
+    info), action)`` is the reward the next step pays for ``action``. Batched (vector env) or not (single
+    env) alike; arrays are not copied. An ``info`` without truth leaves ``obs``'s keys as they are.
+
+    >>> import gymnasium as gym, l2o_env
+    >>> env = gym.make("PowerControl-IC-v0", speed=30.0, slot_duration=1e-3, csi_delay=1)
+    >>> obs, info = env.reset(seed=0)
+    >>> genie = true_observation(obs, info)      # the channel the next action is scored on
+    >>> bool((genie["gain"] != obs["gain"]).any())
+    True
+    """
+    out = {}
+    for key, val in obs.items():
+        if key.endswith("_history"):
+            continue
+        out[key] = info.get(TRUTH_PREFIX + key, val)
+    return out
 
 
 def _read_only(layout: Layout) -> Layout:

@@ -82,8 +82,12 @@ class ScenarioEnv(ScenarioEnvMixin, gym.Env):
 
     ``step(action)`` checks the action (``Problem.check_action``: a ValueError leaves the env untouched),
     makes it feasible (the family's rule), returns the weighted sum rate of the feasible action on the
-    slot it answered and moves to the next slot; ``info`` has the per-link ``rates``, the unweighted
-    ``sum_rate`` and the count of what feasibility changed (``clipped`` / ``projected``). The episode never
+    slot it answered (its true channel) and moves to the next slot; ``info`` has the per-link ``rates``,
+    the unweighted ``sum_rate`` and the count of what feasibility changed (``clipped`` / ``projected``) of
+    that step, and (``reset`` too) the truth of the new current slot, ``true_<key>`` for every per-slot key
+    (``true_gain``, ``true_channel``, positions ...): with ``csi_delay`` / ``csi_error`` the observation is
+    an aged or noisy estimate and the next reward is computed on this truth
+    (:func:`l2o_env.envs.core.true_observation` merges it into an observation). The episode never
     terminates; ``gym.make`` adds the time limit.
     """
 
@@ -106,7 +110,12 @@ class ScenarioEnv(ScenarioEnvMixin, gym.Env):
             raise ValueError(f"{self.env_id}.reset: options are not supported, got {options!r}")
         self._sim.reset(self.np_random)
         self._ready = True
-        return self._obs(), {}
+        return self._obs(), self._sim.truth(0)
+
+    def true_observation(self) -> dict[str, np.ndarray]:
+        """The observation an env with perfect CSI would show now (``BatchSim.true_observation``): the
+        true channel of the current slot, the one the next action is scored on (keys of ``csi_history=1``)."""
+        return self._sim.true_observation(0)
 
     def step(self, action):
         if not self._ready:
@@ -115,7 +124,7 @@ class ScenarioEnv(ScenarioEnvMixin, gym.Env):
         r = rates[0]
         reward = float(wsr[0])
         sum_rate = reward if self._uniform else float(r.sum())
-        info = {"rates": r, "sum_rate": sum_rate, self._count_key: int(changed)}
+        info = {"rates": r, "sum_rate": sum_rate, self._count_key: int(changed), **self._sim.truth(0)}
         return self._obs(), reward, False, False, info
 
 
@@ -156,18 +165,26 @@ class PowerControlEnv(ScenarioEnv):
     | ``tx_pos`` | (K, 2) | transmitter positions (m); geometric envs only | -inf | inf |
     | ``rx_pos`` | (K, 2) | receiver positions (m; the serving BS in the IMAC); geometric only | -inf | inf |
     | ``bs_gain`` | (N, K) | gain from every user to every base station; IMAC only | 0 | inf |
+    | ``gain_history`` | (n, K, K) | the last ``n`` observed gain matrices, oldest first (the last is ``gain``); only with ``csi_history=n > 1`` | 0 | inf |
+
+    With ``csi_delay=d`` the per-slot keys (gains, positions, ``bs_gain``) are those of slot ``t - d``;
+    with ``csi_error=e`` the gains are ``|sqrt(1 - e^2) h + e n|^2``, ``n`` complex Gaussian with the
+    large-scale power of each entry (drawn once per slot). The true current channel is never observed: it
+    is in ``info`` (``true_gain``, and ``true_tx_pos``, ``true_rx_pos``, ``true_bs_gain`` where observed).
 
     ## Rewards
 
-    The weighted sum rate (bit/s/Hz) of the clipped action ``p`` on the channel state it answered,
-    computed by :func:`l2o_env.rates.weighted_sum_rate` on the observed float32 values:
+    The weighted sum rate (bit/s/Hz) of the clipped action ``p`` on the true channel state of the slot it
+    answered, computed by :func:`l2o_env.rates.weighted_sum_rate` on float32 values (the observed ones
+    when the CSI is perfect, the default):
 
     .. math::
 
         r_t = \sum_{i=1}^{K} w_i \log_2\Big(1 + \frac{g_{ii} p_i}{\sigma_i^2 + \sum_{j \ne i} g_{ij} p_j}\Big)
 
     ``info`` carries the per-link ``rates`` (K,), the unweighted ``sum_rate`` and ``clipped`` (the
-    number of action entries clipped into ``[0, pmax]``).
+    number of action entries clipped into ``[0, pmax]``) of the step, and the truth of the new current
+    slot (``true_gain`` ...; ``reset``'s ``info`` too): the gains the next action is scored on.
 
     ## Starting State
 
@@ -177,7 +194,9 @@ class PowerControlEnv(ScenarioEnv):
     draws no layout at reset: its one layout belongs to the configuration, drawn once from
     ``np.random.default_rng(layout_seed)`` when the env is made, and every episode starts from it
     whatever the reset seed (the seed drives the fading and weights); with a speed each episode starts
-    from that drop and moves from there. ``reset(seed=s)`` then ``reset()`` reproduces a sequence.
+    from that drop and moves from there. With ``csi_delay=d`` and ``csi_history=n`` the ``d + n - 1``
+    slots before the first observation are simulated too (no special first slot).
+    ``reset(seed=s)`` then ``reset()`` reproduces a sequence.
 
     ## Episode End
 
@@ -203,6 +222,9 @@ class PowerControlEnv(ScenarioEnv):
     | ``snr_db`` | - | scenarios with ``snr_db_knob`` (the IC): ``noise = pmax / 10^(snr_db/10)`` (WCGCN's "10 dB") |
     | ``topology`` | scenario's | scenarios with ``topology_knob`` (AdHoc, default "fixed"): "fixed" (one layout for every episode and sub-env) or "random" (a new one per episode) |
     | ``layout_seed`` | 0 | with ``topology="fixed"`` only: integer >= 0, the fixed layout is ``sample_layout(default_rng(layout_seed), 1)`` |
+    | ``csi_delay`` | 0 | integer >= 0: the observation holds the channel of ``d`` slots earlier; the reward is paid on the current one. With ``speed=None`` an earlier slot is an independent draw |
+    | ``csi_error`` | 0 | in [0, 1]: observed fading ``sqrt(1 - e^2) h + e n`` (MMSE estimation error) |
+    | ``csi_history`` | 1 | integer >= 1: ``n > 1`` adds ``gain_history (n, K, K)`` |
     | model knobs | | IMAC ``cell_radius``, ``inner_radius``, ``cell_shape``; AdHoc ``noise_std``; D2D ``pair_distance`` ... |
 
     With a speed, positions move ``speed * slot_duration`` m per slot and path loss is recomputed;

@@ -41,7 +41,11 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
     reward (no reward-0 reset steps, which would bias averages of the rate). ``info`` carries ``rates``
     ``(B, K)``, ``sum_rate`` ``(B,)`` and the family's count of feasibility changes (``clipped`` power
     entries, ``projected`` transmitters) ``(B,)`` for every sub-env (masks ``_rates`` ... all True), and
-    ``final_info`` repeats them for the truncated sub-envs. The env never terminates.
+    ``final_info`` repeats them for the truncated sub-envs. ``info`` (of ``reset`` and ``step``) also carries
+    the truth of every sub-env's current slot, ``true_<key> (B, ...)`` for every per-slot key (power:
+    ``true_gain``, ``true_tx_pos`` ...; beamforming: ``true_channel`` ...; masks ``_true_<key>``), which
+    differs from the observation when ``csi_delay`` / ``csi_error`` are set; ``final_info`` has the truth
+    beside ``final_obs``. The env never terminates.
 
     ``reset(options={"reset_mask": mask})`` starts new episodes only where the boolean ``(B,)`` mask is
     True.
@@ -101,7 +105,20 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
                 raise ValueError(f"{self.env_id} vector reset: a reset_mask needs a full reset() first")
             self._sim.reset(self.np_random, index=np.flatnonzero(mask))
         self._ready = True
-        return self._obs(), {}
+        return self._obs(), self._truth_info()
+
+    def _truth_info(self) -> dict[str, Any]:
+        """``true_<key>`` of every sub-env's current slot (``(B, ...)``) with its all-True mask ``_true_<key>``."""
+        info: dict[str, Any] = self._sim.truth()
+        everyone = np.ones(self.num_envs, dtype=np.bool_)
+        for key in list(info):
+            info[f"_{key}"] = everyone.copy()
+        return info
+
+    def true_observation(self) -> dict[str, np.ndarray]:
+        """The batched observation an env with perfect CSI would show now (``BatchSim.true_observation``):
+        the true current channel of every sub-env, the keys of ``csi_history=1``."""
+        return self._sim.true_observation()
 
     def step(self, actions):
         if not self._ready:
@@ -127,6 +144,7 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
         if truncated.any():
             done = np.flatnonzero(truncated)
             final = self._obs()
+            final_truth = sim.truth()
             final_obs = np.full(b, None, dtype=object)
             # one dict per finished sub-env, as SyncVectorEnv gives (only at episode ends)
             for i in done:
@@ -141,8 +159,12 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
                 "_sum_rate": truncated.copy(),
                 f"_{count}": truncated.copy(),
             }
+            for key, val in final_truth.items():  # the truth beside final_obs
+                info["final_info"][key] = val
+                info["final_info"][f"_{key}"] = truncated.copy()
             info["_final_info"] = truncated.copy()
             sim.reset(self.np_random, index=done)
+        info.update(self._truth_info())
         return self._obs(), wsr, terminated, truncated, info
 
 

@@ -42,6 +42,10 @@ class Problem(ABC):
         obs_keys: the observation keys every observation of this family has and every solver may rely
             on (others, e.g. positions, are optional extras).
         reference_solver: registry name of the solver the harness reports ratios against (``"wmmse"``).
+        channel_key: the observation key that carries the channel state (``"gain"``, ``"channel"``): what
+            CSI delay and estimation error act on.
+        history_key: ``channel_key + "_history"``, the key of the last ``n`` observed channels (oldest
+            first) that an env with ``csi_history=n > 1`` adds to its observation.
 
     Unless a method says otherwise, ``obs`` is a *batched* observation (leading batch axis on every key,
     e.g. the output of :meth:`check_obs` with ``batched=True``, a vector env's observation or an
@@ -51,6 +55,12 @@ class Problem(ABC):
     name: str
     obs_keys: tuple[str, ...]
     reference_solver: str
+    channel_key: str
+
+    @property
+    def history_key(self) -> str:
+        """``channel_key + "_history"`` (``"gain_history"``, ``"channel_history"``)."""
+        return f"{self.channel_key}_history"
 
     # --- spaces (one network of an env configuration) ---------------------------------------
     @abstractmethod

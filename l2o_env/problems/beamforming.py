@@ -204,7 +204,8 @@ def single_observation_space(cfg: Any) -> spaces.Dict:
 
     Reads ``cfg.num_links`` (K), ``cfg.num_tx`` (T), ``cfg.model.num_rx_antennas`` / ``num_tx_antennas``
     (Nr, Nt), ``cfg.weights`` (``"proportional_fair"`` widens the weight Box to ``[0, 1 / PF_MIN_RATE]``)
-    and ``cfg.has_geometry`` (adds ``tx_pos (T, 2)`` and ``rx_pos (K, 2)``). ``tx_of_link`` is
+    ``cfg.has_geometry`` (adds ``tx_pos (T, 2)`` and ``rx_pos (K, 2)``) and ``cfg.csi_history`` (``n > 1``
+    adds ``channel_history (n, K, T, Nr, Nt, 2)``, the last ``n`` observed channels, oldest first). ``tx_of_link`` is
     ``Box(0, max(T - 1, 1))``: integer values in float32 (the bound is loose for T = 1, where an exact
     ``Box(0, 0)`` would make Gymnasium warn on every ``gym.make``).
     """
@@ -222,6 +223,9 @@ def single_observation_space(cfg: Any) -> spaces.Dict:
     if cfg.has_geometry:
         d["tx_pos"] = spaces.Box(-_INF, _INF, (t, 2), f32)
         d["rx_pos"] = spaces.Box(-_INF, _INF, (k, 2), f32)
+    n = int(getattr(cfg, "csi_history", 1))
+    if n > 1:
+        d["channel_history"] = spaces.Box(-_INF, _INF, (n, k, t, nr, nt, 2), f32)
     return spaces.Dict(d)
 
 
@@ -251,6 +255,7 @@ class Beamforming(Problem):
     name = "beamforming"
     obs_keys = BEAMFORMING_KEYS
     reference_solver = "wmmse"
+    channel_key = "channel"
     action_unit = "precoders, real/imag last"
 
     def observation_space(self, config: Any) -> spaces.Dict:

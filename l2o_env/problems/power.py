@@ -162,7 +162,8 @@ def single_observation_space(cfg: Any) -> spaces.Dict:
 
     Reads ``cfg.num_links`` (K), ``cfg.weights`` (``"proportional_fair"`` widens the weight Box to
     ``[0, 1 / PF_MIN_RATE]``), ``cfg.has_geometry`` (adds ``tx_pos``/``rx_pos (K, 2)``) and
-    ``cfg.extra_shapes`` (the model's extra keys, e.g. ``bs_gain (N, K)``).
+    ``cfg.extra_shapes`` (the model's extra keys, e.g. ``bs_gain (N, K)``) and ``cfg.csi_history``
+    (``n > 1`` adds ``gain_history (n, K, K)``, the last ``n`` observed gain matrices, oldest first).
     """
     k = cfg.num_links
     f32 = np.float32
@@ -180,6 +181,9 @@ def single_observation_space(cfg: Any) -> spaces.Dict:
     for key, shape in cfg.extra_shapes.items():
         low = 0.0 if key.endswith("gain") else -_INF
         d[key] = spaces.Box(low, _INF, shape, f32)
+    n = int(getattr(cfg, "csi_history", 1))
+    if n > 1:
+        d["gain_history"] = spaces.Box(0.0, _INF, (n, k, k), f32)
     return spaces.Dict(d)
 
 
@@ -201,6 +205,7 @@ class PowerControl(Problem):
     name = "power"
     obs_keys = POWER_KEYS
     reference_solver = "wmmse"
+    channel_key = "gain"
     action_unit = "powers in watts"
 
     def observation_space(self, config: Any) -> spaces.Dict:
