@@ -108,6 +108,7 @@ class BeamformingEnv(ScenarioEnv):
     | ``weights``, ``pf_smoothing`` | "uniform", 0.1 | as power control |
     | ``csi_delay``, ``csi_error``, ``csi_history`` | 0, 0, 1 | aged / noisy channel state, as power control; ``csi_history=n > 1`` adds ``channel_history`` |
     | ``noise``, ``pmax`` | model's | W: noise per link, budget per transmitter |
+    | ``render_mode`` | None | "rgb_array" / "human": the layout (IBC, D2D) or the channel's heat map (MISO) with the last precoders' powers, as power control (``l2o_env.envs.render``) |
 
     >>> import gymnasium as gym, l2o_env
     >>> env = gym.make("Beamforming-IBC-v0", scale="small", interference="high")

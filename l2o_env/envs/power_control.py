@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec, registry
 
 from l2o_env.envs.core import EnvConfig, SimHolder, parse_config
+from l2o_env.envs.render import RENDER_FPS  # (matplotlib is imported lazily, by a render_mode only)
 from l2o_env.problems import Problem, get_problem
 from l2o_env.problems.power import single_action_space, single_observation_space
 from l2o_env.scenarios import get_scenario
@@ -50,13 +51,42 @@ class ScenarioEnvMixin(SimHolder):
                 f"{who}: {scenario.env_id} is a {scenario.problem!r} scenario, not {self.problem_name!r}; "
                 f"build it with gym.make({scenario.env_id!r})"
             )
-        if render_mode is not None:
-            raise ValueError(f"{scenario.env_id}: render_mode={render_mode!r} is not supported (this env has no rendering)")
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and render_mode not in modes:
+            raise ValueError(
+                f"{scenario.env_id}: render_mode={render_mode!r} is not supported by {who}; use one of {modes} or None"
+                + ("" if "human" in modes else " (to watch, render a single env: gym.make(ID, render_mode='human'))")
+            )
         self.config: EnvConfig = parse_config(scenario.env_id, **kwargs)
         self.env_id = self.config.env_id
         self.problem: Problem = get_problem(self.problem_name)
         self.num_links = self.config.num_links
-        self.render_mode = None
+        self.render_mode = render_mode
+        self._picture = None  # l2o_env.envs.render.Picture, made by _init_picture when render_mode is set
+
+    def _init_picture(self, batch: int) -> None:
+        """The frames of ``render_mode`` (nothing without one; matplotlib is imported only then)."""
+        if self.render_mode is not None:
+            from l2o_env.envs.render import Picture
+
+            self._picture = Picture(self.config, batch, fps=self.metadata["render_fps"])
+
+    def _record_step(self, action: Any, rates: np.ndarray) -> None:
+        """Keep the last (already validated) action, made feasible, and its rates for the picture; reads
+        the state only (no random draw)."""
+        if self._picture is not None:
+            feasible, _ = self._sim.project(np.array(action, dtype=np.float64))
+            self._picture.record(feasible, rates)
+
+    def _frame(self, row: int) -> np.ndarray:
+        return self._picture.frame(self._sim.true_observation(row), row)
+
+    def close(self, **kwargs: Any) -> None:
+        """Close the picture's figures (``render_mode``), then what Gymnasium's ``close`` does."""
+        picture = getattr(self, "_picture", None)
+        if picture is not None:
+            picture.close()
+        super().close(**kwargs)
 
     @property
     def spec(self) -> EnvSpec | None:
@@ -91,7 +121,7 @@ class ScenarioEnv(ScenarioEnvMixin, gym.Env):
     terminates; ``gym.make`` adds the time limit.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": RENDER_FPS}
 
     def __init__(self, env_id: str | None = None, render_mode: str | None = None, **kwargs: Any):
         who = type(self).__name__
@@ -100,6 +130,7 @@ class ScenarioEnv(ScenarioEnvMixin, gym.Env):
         self.action_space = self.problem.action_space(self.config)
         self._init_sim(1, self.action_space.shape, f"{self.env_id}.step", batched=False, count_steps=False)
         self._uniform = self.config.weights == "uniform"
+        self._init_picture(1)
 
     def _obs(self) -> dict[str, np.ndarray]:
         return self._sim.observation(0)
@@ -110,7 +141,30 @@ class ScenarioEnv(ScenarioEnvMixin, gym.Env):
             raise ValueError(f"{self.env_id}.reset: options are not supported, got {options!r}")
         self._sim.reset(self.np_random)
         self._ready = True
+        if self._picture is not None:
+            self._picture.reset()
+            if self.render_mode == "human":
+                self.render()
         return self._obs(), self._sim.truth(0)
+
+    def render(self):
+        """The picture of the current slot (``l2o_env.envs.render``): with ``render_mode="rgb_array"`` an
+        RGB frame ``(480, 640, 3)`` uint8; with ``"human"`` the same frame in a matplotlib figure (drawn at
+        every reset and step; returns None). The layout (geometric scenarios) or the channel's heat map (the
+        IC, the MISO), the links coloured by the last action's power and sized by their rates."""
+        if self._picture is None:
+            gym.logger.warn(
+                f"{self.env_id}: render() without a render_mode returns None; make the env with "
+                "render_mode='rgb_array' or 'human'"
+            )
+            return None
+        if not self._ready:
+            raise ValueError(f"{self.env_id}: render() called before reset(); call env.reset(seed=...) first")
+        frame = self._frame(0)
+        if self.render_mode == "human":
+            self._picture.show(frame)
+            return None
+        return frame
 
     def true_observation(self) -> dict[str, np.ndarray]:
         """The observation an env with perfect CSI would show now (``BatchSim.true_observation``): the
@@ -125,6 +179,10 @@ class ScenarioEnv(ScenarioEnvMixin, gym.Env):
         reward = float(wsr[0])
         sum_rate = reward if self._uniform else float(r.sum())
         info = {"rates": r, "sum_rate": sum_rate, self._count_key: int(changed), **self._sim.truth(0)}
+        if self._picture is not None:
+            self._record_step(action, rates)
+            if self.render_mode == "human":
+                self.render()
         return self._obs(), reward, False, False, info
 
 
@@ -226,6 +284,7 @@ class PowerControlEnv(ScenarioEnv):
     | ``csi_error`` | 0 | in [0, 1]: observed fading ``sqrt(1 - e^2) h + e n`` (MMSE estimation error) |
     | ``csi_history`` | 1 | integer >= 1: ``n > 1`` adds ``gain_history (n, K, K)`` |
     | model knobs | | IMAC ``cell_radius``, ``inner_radius``, ``cell_shape``; AdHoc ``noise_std``; D2D ``pair_distance`` ... |
+    | ``render_mode`` | None | "rgb_array": ``render()`` is a (480, 640, 3) uint8 frame (the layout with the last powers; the IC: its gain heat map); "human": the same with matplotlib (``l2o_env.envs.render``) |
 
     With a speed, positions move ``speed * slot_duration`` m per slot and path loss is recomputed;
     shadowing is kept for the whole episode; the fading follows ``h_t = rho h_(t-1) + sqrt(1-rho^2) e_t``

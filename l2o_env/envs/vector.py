@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from l2o_env.envs.power_control import ScenarioEnvMixin
+from l2o_env.envs.render import RENDER_FPS
 from l2o_env.validation import integer
 
 __all__ = ["PowerControlVectorEnv", "ScenarioVectorEnv"]
@@ -60,7 +62,7 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
     ``(B, ...)``; rewards ``(B,)`` float64.
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS, "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(
         self,
@@ -82,6 +84,7 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._init_sim(self.num_envs, self.action_space.shape, f"{self.env_id} vector step")
+        self._init_picture(self.num_envs)
 
     def _obs(self) -> dict[str, np.ndarray]:
         return self._sim.observation()
@@ -94,6 +97,8 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
             raise ValueError(f"{self.env_id} vector reset: unknown options {sorted(options)}; only 'reset_mask' is supported")
         if mask is None:
             self._sim.reset(self.np_random)
+            if self._picture is not None:
+                self._picture.reset()
         else:
             mask = np.asarray(mask)
             if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
@@ -104,6 +109,8 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
             if not self._ready:
                 raise ValueError(f"{self.env_id} vector reset: a reset_mask needs a full reset() first")
             self._sim.reset(self.np_random, index=np.flatnonzero(mask))
+            if self._picture is not None:
+                self._picture.reset(np.flatnonzero(mask))
         self._ready = True
         return self._obs(), self._truth_info()
 
@@ -120,10 +127,22 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
         the true current channel of every sub-env, the keys of ``csi_history=1``."""
         return self._sim.true_observation()
 
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """With ``render_mode="rgb_array"``: one RGB frame ``(480, 640, 3)`` uint8 per sub-env, as a tuple
+        (Gymnasium's vector convention; each frame as the single env's, so keep ``num_envs`` small when
+        rendering every step). Without a render_mode: a warning and None."""
+        if self._picture is None:
+            gym.logger.warn(f"{self.env_id}: render() without a render_mode returns None; pass render_mode='rgb_array'")
+            return None
+        if not self._ready:
+            raise ValueError(f"{self.env_id}: render() called before reset(); call envs.reset(seed=...) first")
+        return tuple(self._frame(i) for i in range(self.num_envs))
+
     def step(self, actions):
         if not self._ready:
             raise ValueError(f"{self.env_id}: step() called before reset(); call envs.reset(seed=...) first")
         rates, wsr, changed = self._step_batch(actions, self.np_random)
+        self._record_step(actions, rates)
         sim = self._sim
         b = self.num_envs
         count = self._count_key
@@ -164,6 +183,8 @@ class ScenarioVectorEnv(ScenarioEnvMixin, VectorEnv):
                 info["final_info"][f"_{key}"] = truncated.copy()
             info["_final_info"] = truncated.copy()
             sim.reset(self.np_random, index=done)
+            if self._picture is not None:
+                self._picture.reset(done)
         info.update(self._truth_info())
         return self._obs(), wsr, terminated, truncated, info
 
