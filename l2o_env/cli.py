@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -64,10 +65,13 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "(the reference is added when missing)")
     e.add_argument("--reference", help="the solver every ratio is taken to: a listed label or a registry name, "
                                        "LABEL=NAME to label it (default wmmse; e.g. wmmse_best_of, or wmmse with "
-                                       "--solver-kwargs wmmse.max_iter=500,wmmse.tol=1e-6 for a converged WMMSE)")
+                                       "--solver-kwargs wmmse.max_iter=500,wmmse.tol=1e-6 for a converged WMMSE); "
+                                       "with csi_delay/csi_error the default is the genie row 'wmmse (perfect "
+                                       "CSI)', WMMSE on the true channel")
     e.add_argument("--slots", type=int, help="slots per solver and sweep point (default 1000)")
     e.add_argument("--seed", type=int, help="env seed; every solver sees the same channels (default 0)")
-    e.add_argument("--sweep", help="one knob and its values: speed=0,3,30 (m/s) | density=0.5,1,2 | num_links=10,20")
+    e.add_argument("--sweep", help="one knob and its values: speed=0,3,30 (m/s) | density=0.5,1,2 | num_links=10,20 "
+                                   "| csi_error=0,0.1,0.3 | csi_delay=0,1,2")
     e.add_argument("--env-kwargs", help="gym.make keywords, e.g. num_cells=3,num_links=12")
     e.add_argument("--solver-kwargs", help="SOLVER.KEY=VALUE,..., e.g. truncated_wmmse.iterations=2")
     e.add_argument("--episode-length", type=int, help="steps per episode (default 1 for i.i.d. slots, "
@@ -258,7 +262,11 @@ def _cmd_eval(args) -> int:
         written.append(result.plot(plot, metric=args.metric))
     print(result.table())
     cfg = result.config
-    if cfg.get("reference_added"):
+    if cfg.get("reference_genie"):
+        print(f"({cfg['reference']} is the genie row, added because the CSI is aged or noisy: "
+              f"{cfg['reference_name']} on the true current channel, the reference of the ratio; --reference "
+              "changes it)")
+    elif cfg.get("reference_added"):
         print(f"({cfg['reference']} was not among --solvers: it was added as the reference of the ratio)")
     for notice in cfg.get("notices", []):
         print(f"l2o eval: {notice['level']}: {notice['text']}", file=sys.stderr)
@@ -316,6 +324,8 @@ def _cmd_train(args) -> int:
     if args.steps is not None:
         fit_kwargs["steps"] = args.steps
     history = solver.fit(sampler, **fit_kwargs)
+    if isinstance(getattr(solver, "meta", None), dict):  # the command that reproduces the checkpoint
+        solver.meta["command"] = "l2o " + shlex.join(getattr(args, "argv", []))
     solver.save(out)
 
     # samples drawn after training are ones the solver never saw (same topology when the env fixes one);
@@ -325,13 +335,20 @@ def _cmd_train(args) -> int:
     from l2o_env.problems import get_problem
     from l2o_env.scenarios import get_scenario
 
+    # with aged or noisy CSI (as `l2o eval` does) the solver acts on the observation, both are scored on the
+    # true channel, and the reference is the genie: the reference solver on the true channel
     problem = get_problem(get_scenario(args.env).problem)
-    obs = sampler(TRAIN_EVAL_SAMPLES)
-    mine = problem.weighted_sum_rate(obs, solver.act_batch(obs))
-    ref = problem.weighted_sum_rate(obs, solvers.make(problem.reference_solver).act_batch(obs))
+    reference = problem.reference_solver
+    if sampler.config.csi_delay > 0 or sampler.config.csi_error > 0:
+        obs, truth = sampler(TRAIN_EVAL_SAMPLES, with_truth=True)
+        reference = f"{reference} (perfect CSI)"
+    else:
+        obs = truth = sampler(TRAIN_EVAL_SAMPLES)
+    mine = problem.weighted_sum_rate(truth, solver.act_batch(obs))
+    ref = problem.weighted_sum_rate(truth, solvers.make(problem.reference_solver).act_batch(truth))
     ratio, half = ratio_ci(mine, ref)
     kw = ",".join(f"{k}={v}" for k, v in env_kwargs.items())
-    print(f"{args.solver} on {args.env}{f'({kw})' if kw else ''}: ratio to {problem.reference_solver} "
+    print(f"{args.solver} on {args.env}{f'({kw})' if kw else ''}: ratio to {reference} "
           f"{100 * ratio:.2f}% +/- {100 * half:.2f} on {TRAIN_EVAL_SAMPLES} fresh samples "
           f"(mean WSR {mine.mean():.4f} vs {ref.mean():.4f} bit/s/Hz)")
     if isinstance(history, dict) and history.get("step") is not None:
@@ -345,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``l2o`` console script; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `l2o train` records its command in the checkpoint
     prog = f"l2o {args.command}"
     from l2o_env.evaluation import ConfigError
 

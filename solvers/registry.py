@@ -18,6 +18,7 @@ _BUILTIN: dict[str, str] = {
     "wmmse": "solvers.wmmse:WMMSE",
     "truncated_wmmse": "solvers.truncated_wmmse:TruncatedWMMSE",
     "wmmse_best_of": "solvers.wmmse_best_of:WMMSEBestOf",
+    "wmmse_predictive": "solvers.wmmse_predictive:WMMSEPredictive",
     "max_power": "solvers.max_power:MaxPower",
     "random_power": "solvers.random_power:RandomPower",
     "strongest_links": "solvers.strongest_links:StrongestLinks",

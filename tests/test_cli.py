@@ -118,6 +118,10 @@ def test_train_saves_a_checkpoint_that_eval_loads(tmp_path, capsys):
                  "--solver-kwargs", "val_size=32,batch_size=8", "--out", str(ckpt), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "ratio to wmmse" in out and "1000 fresh samples" in out and ckpt.stat().st_size > 0
+    import solvers as solver_registry
+
+    meta = solver_registry.make("uwmmse", checkpoint=ckpt).meta  # the command that reproduces it is recorded
+    assert meta["command"].startswith("l2o train uwmmse --env PowerControl-AdHoc-v0") and str(ckpt) in meta["command"]
     res = tmp_path / "uw.json"
     assert main(["eval", "--env", "PowerControl-AdHoc-v0", "--env-kwargs", "num_links=5", "--solvers", "uwmmse",
                  "--solver-kwargs", f"uwmmse.checkpoint={ckpt}", "--slots", "16", "--out", str(res),
@@ -133,3 +137,19 @@ def test_list_survives_a_solver_that_cannot_be_imported(capsys, monkeypatch):
     assert main(["list"]) == 0
     line = [l for l in capsys.readouterr().out.splitlines() if "broken_plugin" in l]
     assert len(line) == 1 and "cannot be imported" in line[0] and "no_such_module" in line[0]
+
+
+def test_eval_with_aged_csi_adds_the_genie_row_and_says_so(tmp_path, capsys):
+    out = tmp_path / "aged.json"
+    assert main(["eval", "--env", "PowerControl-IC-v0", "--env-kwargs", "num_links=4,csi_delay=1",
+                 "--solvers", "wmmse,wmmse_predictive,max_power", "--slots", "12", "--out", str(out),
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "ratio to wmmse (perfect CSI)" in text and "is the genie row" in text
+    assert "was not among --solvers" not in text
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["solver"] for r in rows] == ["wmmse", "wmmse_predictive", "max_power", "wmmse (perfect CSI)"]
+    assert main(["eval", "--env", "PowerControl-IC-v0", "--env-kwargs", "num_links=4,csi_error=0.2",
+                 "--solvers", "max_power", "--reference", "wmmse", "--slots", "8", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "ratio to wmmse +/-" in text and "wmmse was not among --solvers" in text and "wmmse (perfect CSI)" in text

@@ -34,6 +34,21 @@ the same table. Randomised solvers whose constructor takes ``seed`` (``random_po
 unless one is given (recorded with their kwargs). With ``mode="live"`` each solver's weighted sum rate
 uses the weights its own actions led to (proportional fairness), so the ratio compares those utilities.
 
+Aged and noisy channel state
+----------------------------
+Every action is scored on the true current channel, the one the env pays its reward on (``info``'s
+``true_<key>``, :func:`l2o_env.envs.true_observation`), while solvers see only the observation; with perfect
+CSI (the default) the two are the same. When the env's ``csi_delay`` or ``csi_error`` is set at some sweep
+point, a *genie* row is added: the problem's reference solver on the true current channel, labelled
+``"wmmse (perfect CSI)"`` (``spec.GENIE_SUFFIX``), its note saying so. It is an upper bound for what the
+other rows can reach, and the default reference: the ratio column then says how much of the perfect-CSI
+rate each solver keeps, and a ``speed`` sweep with ``csi_delay=1`` how much it loses to mobility. An
+explicit ``reference`` still wins (``"wmmse"``: WMMSE on the observation, then an ordinary row unless
+chosen); ``reference="NAME (perfect CSI)"`` makes the genie of registry solver NAME the reference.
+``config["genie"]`` (label, solver name, whether it is the reference) and ``config["reference_genie"]``
+record it. Solver classes that name constructor keywords in ``from_env`` (``wmmse_predictive``: ``rho``,
+``csi_delay``, ``csi_error``) get them from each point's env unless given; the row's note shows the values.
+
 Metrics (one row per solver x sweep point; :mod:`l2o_env.evaluation.metrics` defines them)
 ------------------------------------------------------------------------------------------
 Means are over independent *units*: slots when ``episode_length == 1``, episodes otherwise (the slots of
@@ -45,7 +60,8 @@ confidence interval (``*_ci95``).
 - ``mean_sum_rate`` (``sum_rate_ci95``): mean unweighted sum rate per slot, bit/s/Hz.
 - ``ratio_to_reference`` (``ratio_ci95``): ``mean_wsr / mean_wsr(reference)`` at the same sweep point: the
   ratio of means, as the papers report it. The reference is ``reference`` (default: the problem's
-  reference solver, WMMSE); it is added when not listed (``note`` says so).
+  reference solver, WMMSE, or its genie row when the CSI is aged or noisy); it is added when not listed
+  (``note`` says so).
 - ``served_fraction``: fraction of links whose rate (averaged over the unit) exceeds ``served_rate``
   (0.01 bit/s/Hz); ``jain_index``: Jain's fairness index of the link rates, in ``[1/K, 1]``.
 - ``time_per_slot_s``: wall-clock seconds of the solver's own calls (``act_batch``, or ``act`` per
@@ -143,7 +159,9 @@ def evaluate(
         solver_kwargs: ``{name_or_label: {kwarg: value}}`` for solvers given by registry name (the
             reference's too, e.g. ``{"wmmse": {"max_iter": 500}}``).
         reference: the solver every ratio is taken to: a label among ``solvers`` or a registry name
-            (``"LABEL=NAME"`` to label an added one); default: the env's problem's reference (``"wmmse"``).
+            (``"LABEL=NAME"`` to label an added one), or a genie label ``"NAME (perfect CSI)"``; default:
+            the env's problem's reference (``"wmmse"``), or its genie ``"wmmse (perfect CSI)"`` when the
+            CSI is aged or noisy (``csi_delay`` / ``csi_error``; see the module docstring).
         episode_length: steps per episode; default 1 without mobility, :data:`MOBILE_EPISODE_LENGTH`
             with a speed.
         max_batch: cap on parallel envs (default from :data:`BATCH_BYTES` and K).
@@ -208,7 +226,7 @@ def run_spec(spec: EvalSpec, objects: Mapping[str, Any] | None = None, *, rhos: 
         for s in spec.solvers:
             row = {"env_id": spec.env_id, "sweep_knob": knob or "", "sweep_value": value, "solver": s.label,
                    "fading_correlation": rho}
-            note = "; ".join(filter(None, [s.note, trained_notes.get(s.label, "")]))
+            note = "; ".join(filter(None, [s.note, res.notes.get(s.label, ""), trained_notes.get(s.label, "")]))
             if s.label in res.failed:
                 warnings.warn(f"solver {s.label!r} failed{where}: {res.failed[s.label]}", RuntimeWarning, stacklevel=3)
                 rows.append({**row, **dict.fromkeys(_METRICS, float("nan")), "slots": 0, "units": 0,
@@ -220,6 +238,7 @@ def run_spec(spec: EvalSpec, objects: Mapping[str, Any] | None = None, *, rhos: 
     import l2o_env
 
     ref = spec.reference
+    genie = spec.genie
     config = {
         "env_id": spec.env_id,
         "env_kwargs": jsonable(dict(spec.env_kwargs)),
@@ -238,6 +257,9 @@ def run_spec(spec: EvalSpec, objects: Mapping[str, Any] | None = None, *, rhos: 
         "reference": ref.label,
         "reference_name": ref.name,
         "reference_added": ref.note.startswith("reference (added automatically)"),
+        "reference_genie": ref.genie,
+        "genie": None if genie is None else {"label": genie.label, "name": genie.name, "reference": genie.reference,
+                                             "sees": "the true current channel (perfect CSI)"},
         "served_rate": spec.served_rate,
         "backend": backend.name,
         "notices": notices,
@@ -315,12 +337,15 @@ def rerun(config: Mapping[str, Any] | EvaluationResult | str, *, progress: bool 
     from l2o_env.evaluation.spec import _untuple
 
     ref_label = config.get("reference", REFERENCE)
-    added = [s for s in config["solvers"] if config.get("reference_added", False) and s["label"] == ref_label]
+    # the added reference and the genie row are added again by evaluate (their kwargs by label)
+    added = [s for s in config["solvers"] if (config.get("reference_added", False) and s["label"] == ref_label)
+             or s.get("genie")]
     specs = {s["label"]: (s["name"], _untuple(s.get("kwargs") or {})) for s in config["solvers"] if s not in added}
     ref_kwargs = {s["label"]: _untuple(s["kwargs"]) for s in added if s.get("kwargs")}
     reference = ref_label
-    if added and added[0]["name"] != ref_label:
-        reference = f"{ref_label}={added[0]['name']}"
+    ref_added = [s for s in added if s["label"] == ref_label and not s.get("genie")]
+    if ref_added and ref_added[0]["name"] != ref_label:
+        reference = f"{ref_label}={ref_added[0]['name']}"
     sweep = None if not config.get("sweep") else {config["sweep"]["knob"]: config["sweep"]["values"]}
     saved = config.get("spec") or {}
     args = dict(solvers=specs, env_id=config["env_id"], env_kwargs=_untuple(config.get("env_kwargs") or {}),

@@ -8,6 +8,9 @@
 - Without a sweep: the empirical CDF of the per-slot sum rate of every solver (Sun et al. 2018,
   Fig. 7), or with ``metric`` one bar per solver with its 95 % error bar.
 
+With aged or noisy CSI the genie row (``"wmmse (perfect CSI)"``, the true channel) is marked "genie" in
+the legend and tick labels.
+
 The figure is drawn on its own ``FigureCanvasAgg``; pyplot and the global backend are never touched,
 so plotting from a notebook or a GUI session changes nothing there.
 """
@@ -28,6 +31,15 @@ METRICS = {
     "ratio": ("ratio_to_reference", "ratio_ci95", "ratio to {ref} (mean weighted sum rate)"),
     "wsr": ("mean_wsr", "wsr_ci95", "mean weighted sum rate (bit/s/Hz)"),
 }
+
+
+def _label(result, solver: str, sep: str = " ") -> str:
+    """``solver`` as the legend shows it: ``(reference)``, ``(genie reference)`` or ``(genie)`` appended."""
+    ref = result.config.get("reference", "wmmse")
+    genie = (result.config.get("genie") or {}).get("label")
+    if solver == ref:
+        return f"{solver}{sep}({'genie reference' if solver == genie else 'reference'})"
+    return f"{solver}{sep}(genie)" if solver == genie else solver
 
 
 def _figure():
@@ -95,13 +107,13 @@ def plot_sweep(result, ax, metric: str = "ratio") -> None:
         ax.set_xticklabels([tick(v) for v in values])
     column, ci, ylabel = METRICS[metric]
     if metric == "ratio":
-        ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label=f"{ref} (reference)")
+        ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label=_label(result, ref))
     markers = "osD^v<>pX*h"
     shown = [s for s in result.solvers if not (metric == "ratio" and s == ref)]
     for i, solver in enumerate(shown):
         style = {"color": "black", "linestyle": "--"} if solver == ref else {}
         ax.errorbar(x, _column(result, column, solver), yerr=_column(result, ci, solver), marker=markers[i % len(markers)],
-                    linewidth=1.5, capsize=3, label=f"{solver} (reference)" if solver == ref else solver, **style)
+                    linewidth=1.5, capsize=3, label=_label(result, solver), **style)
     unit = sweep.get("unit", "")
     label = sweep.get("label", sweep["knob"])
     ax.set_xlabel((f"{label} ({unit})" if unit and unit != "count" else label)
@@ -123,7 +135,7 @@ def plot_bars(result, ax, metric: str = "wsr") -> None:
     colors = ["0.3" if s == ref else f"C{i}" for i, s in enumerate(solvers)]
     ax.bar(x, y, yerr=np.nan_to_num(err), capsize=4, color=colors)
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{s}\n(reference)" if s == ref else s for s in solvers], fontsize=8)
+    ax.set_xticklabels([_label(result, s, "\n") for s in solvers], fontsize=8)
     if metric == "ratio":
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1.0)
     ax.set_ylabel(ylabel.format(ref=ref))
@@ -139,7 +151,7 @@ def plot_cdf(result, ax) -> None:
         rates = np.sort(result.per_slot_sum_rate[(solver, None)])
         prob = np.arange(1, len(rates) + 1) / len(rates)
         ratio = result.row(solver)["ratio_to_reference"]
-        label = f"{solver} (reference)" if solver == ref else f"{solver} ({100 * ratio:.1f}% of {ref})"
+        label = _label(result, solver) if solver == ref else f"{_label(result, solver)} ({100 * ratio:.1f}% of {ref})"
         style = {"color": "black", "linestyle": "--"} if solver == ref else {}
         ax.step(rates, prob, where="post", linewidth=1.5, label=label, **style)
     ax.set_xlabel("sum rate per slot (bit/s/Hz)")

@@ -47,8 +47,10 @@ COLUMNS: dict[str, str] = {
     "clipped_fraction": "fraction of slots whose action left [0, pmax] and was clipped",
     "slots": "slots evaluated (episodes x episode_length)",
     "units": "independent units behind the intervals: slots when episode_length is 1, else episodes",
-    "note": "'reference' for the reference row ('(added automatically)' when it was not asked for); checkpoint "
-            "picks and 'trained on ...' for learned solvers; 'failed: ...' for a solver that raised",
+    "note": "'reference' for the reference row ('(added automatically)' when it was not asked for); 'genie: ...' "
+            "for the row that sees the true channel (aged or noisy CSI); env facts a solver was given ('from the "
+            "env: rho=...'); checkpoint picks and 'trained on ...' for learned solvers; 'failed: ...' for a "
+            "solver that raised",
 }
 
 
@@ -142,6 +144,10 @@ class EvaluationResult:
         title = (f"{cfg['env_id']}({kw})  seed={cfg['seed']}  {cfg['episodes']} episode(s) x {cfg['episode_length']} "
                  f"step(s) per point; rates in bit/s/Hz; +/- = 95% confidence interval over {unit}s")
         rule = "-" * max(len(fmt(header)), 20)
+        genie = cfg.get("genie")
+        if genie:
+            title += (f"\ngenie row {genie['label']!r}: {genie['name']} on the true current channel (perfect CSI), an "
+                      "upper bound; every other row sees the aged/noisy observation; all are scored on the true channel")
         return "\n".join([title, fmt(header), rule] + [fmt(l) for l in lines])
 
     def __str__(self) -> str:

@@ -6,14 +6,22 @@ their name and keyword arguments, so a task pickles and its result does not depe
 it or on the other points. Solver objects the user passed directly travel in ``objects`` (serial backend
 only: they may not pickle, and they keep their state from point to point).
 
-Within a point every solver answers the same observations (common random numbers):
+Within a point every solver answers the same observations (common random numbers), and every action is
+scored with the problem's rate function on the *true* current channel, the one the env pays its reward on
+(``true_observation(obs, info)``: the observation itself unless the env's ``csi_delay`` / ``csi_error``
+make it aged or noisy). Solvers see the observation only; a genie row (``SolverSpec.genie``) sees that
+true channel instead.
 
 - replay (:func:`_run_replay`): one vector env; at each step its ``(B, ...)`` observation is handed to
-  every solver in turn (a private copy each) and scored with the problem's rate function; the env then
-  steps with the problem's zero action (the channel does not depend on the action).
+  every solver in turn (a private copy each) and scored; the env then steps with the problem's zero
+  action (the channel does not depend on the action).
 - live (:func:`_run_live`): one env per solver, all reset with the same seed, each stepped with its own
   actions (weights that depend on past rates, ``weights="proportional_fair"``); the channels still agree
   because the env's random draws do not depend on the actions.
+
+Registry solvers whose class asks for env facts (``from_env``, e.g. ``wmmse_predictive``'s rho and CSI
+delay) get them from the point's env (:func:`~l2o_env.evaluation.spec.make_solver`); the row's note says
+which values they got.
 
 Slots are split into ``episodes x episode_length``; the episodes run ``B`` at a time in parallel envs
 (``spec.parallel_envs``), and stateful solvers get ``reset()`` at every episode start. A solver that
@@ -29,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from l2o_env.envs.core import true_observation
 from l2o_env.evaluation import metrics
-from l2o_env.evaluation.spec import EvalSpec, SolverSpec, make_solver, make_vec
+from l2o_env.evaluation.spec import EvalSpec, SolverSpec, from_env_kwargs, make_solver, make_vec, point_facts
 
 __all__ = ["PointTask", "PointResult", "run_point", "make_tasks", "CLIP_TOL"]
 
@@ -58,12 +67,14 @@ class PointTask:
 
 @dataclasses.dataclass
 class PointResult:
-    """Per-solver summaries (:func:`summarise`), failures ``{label: message}`` and per-slot sum rates."""
+    """Per-solver summaries (:func:`summarise`), failures ``{label: message}``, per-slot sum rates and
+    per-solver notes of the point (the env facts a ``from_env`` solver was given)."""
 
     index: int
     summaries: dict[str, dict[str, float]]
     failed: dict[str, str]
     per_slot_sum_rate: dict[str, np.ndarray]
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def make_tasks(spec: EvalSpec, objects: Mapping[str, Any] | None = None) -> list[PointTask]:
@@ -133,12 +144,17 @@ def summarise(acc: _Accum, reference_units: np.ndarray, served_rate: float) -> d
 
 
 class _Solver:
-    """A solver of the point: its spec, the object, and how to call it."""
+    """A solver of the point: its spec, the object, and how to call it (``genie``: it sees the truth)."""
 
     def __init__(self, spec: SolverSpec, obj: Any):
         self.spec, self.obj = spec, obj
         self.label = spec.label
+        self.genie = spec.genie
         self.batched = callable(getattr(obj, "act_batch", None))
+
+    def sees(self, obs: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """What the solver is given: the observation, or the true channel for a genie."""
+        return truth if self.genie else obs
 
     def act(self, obs: Mapping[str, np.ndarray], batch: int) -> np.ndarray:
         if self.batched:
@@ -175,30 +191,40 @@ class _Point:
         self.problem = get_problem(self.spec.problem)
         self.progress = progress or (lambda n: None)
         objects = task.objects or {}
-        self.solvers = [_Solver(s, objects[s.label] if s.name is None else make_solver(s.label, s.name, s.kwargs))
-                        for s in self.spec.solvers]
+        facts = point_facts(self.spec.env_id, task.env_kwargs)
+        self.notes: dict[str, str] = {}
+        for s in self.spec.solvers:
+            filled = {} if s.name is None else from_env_kwargs(s.name, s.kwargs, facts)
+            if filled:
+                self.notes[s.label] = "from the env: " + ", ".join(f"{k}={_short(v)}" for k, v in filled.items())
+        self.solvers = [_Solver(s, objects[s.label] if s.name is None
+                                else make_solver(s.label, s.name, s.kwargs, facts)) for s in self.spec.solvers]
         self.acc = {s.label: _Accum() for s in self.solvers}
         self.failed: dict[str, str] = {}
         self.batch = self.spec.parallel_envs
 
-    def warm_up(self, obs_of: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    def warm_up(self, obs_of: Mapping[str, Mapping[str, np.ndarray]],
+                truth_of: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         """One untimed call per solver: one-off costs (imports, torch init) are not per-slot costs."""
         n = min(self.batch, 4)
         for s in self.solvers:
             try:
-                s.act(_copy(obs_of[s.label], n), n)
+                s.act(_copy(s.sees(obs_of[s.label], truth_of[s.label]), n), n)
             except Exception as exc:  # noqa: BLE001 - reported in the table, see _failure
                 self.failed[s.label] = _failure(s, exc)
 
     def live(self) -> list[_Solver]:
         return [s for s in self.solvers if s.label not in self.failed]
 
-    def score(self, s: _Solver, obs: Mapping[str, np.ndarray], first: bool) -> np.ndarray | None:
-        """Time ``s`` on ``obs``, project its action, accumulate its rates; the feasible action, or None."""
+    def score(self, s: _Solver, obs: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray],
+              first: bool) -> np.ndarray | None:
+        """Time ``s`` on what it sees (``obs``, or ``truth`` for a genie), project its action and accumulate
+        its rates on ``truth``, the true current channel (the env's reward); the feasible action, or None."""
+        seen = s.sees(obs, truth)
         t0 = time.perf_counter()
         try:
-            action = s.act(_copy(obs), self.batch)
-            want = self.problem.action_shape(obs)
+            action = s.act(_copy(seen), self.batch)
+            want = self.problem.action_shape(seen)
             if action.shape != want:
                 raise ValueError(f"returned an action of shape {action.shape}, expected {want}")
         except Exception as exc:  # noqa: BLE001 - reported in the table, see _failure
@@ -206,21 +232,22 @@ class _Point:
             return None
         a = self.acc[s.label]
         a.seconds += time.perf_counter() - t0
-        action, changed = self.problem.project(obs, action, tol=CLIP_TOL)
-        rates = self.problem.rates(obs, action)
-        weight = np.asarray(obs["weight"], dtype=np.float64)
+        action, changed = self.problem.project(truth, action, tol=CLIP_TOL)
+        rates = self.problem.rates(truth, action)
+        weight = np.asarray(truth["weight"], dtype=np.float64)
         a.add_slot((weight * rates).sum(-1), rates, first=first)
         a.clipped += int(np.count_nonzero(changed))
         a.slots += self.batch
         return action
 
-    def step(self, env, action: np.ndarray, t: int):
+    def step(self, env, action: np.ndarray, t: int) -> tuple[dict, dict]:
+        """Step ``env``; the new observation and the true channel it stands for."""
         steps = self.spec.episode_length
-        obs, _reward, terminated, truncated, _info = env.step(action.astype(np.float32))
+        obs, _reward, terminated, truncated, info = env.step(action.astype(np.float32))
         if np.any(terminated) or np.any(truncated):
             raise RuntimeError(f"{self.spec.env_id} ended an episode after {t + 1} step(s), before "
                                f"episode_length={steps}; use a shorter episode_length")
-        return obs
+        return obs, true_observation(obs, info)
 
     def end_chunk(self) -> None:
         for s in self.live():
@@ -236,7 +263,16 @@ class _Point:
                 summary["ratio_ci95"] = 0.0  # the reference against itself: exactly 1
             summaries[s.label] = summary
             per_slot[s.label] = np.concatenate(self.acc[s.label].sum_rate)
-        return PointResult(self.task.index, summaries, dict(self.failed), per_slot)
+        return PointResult(self.task.index, summaries, dict(self.failed), per_slot, dict(self.notes))
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _reset(env, seed: int | None) -> tuple[dict, dict]:
+    obs, info = env.reset(seed=seed)
+    return obs, true_observation(obs, info)
 
 
 def _run_replay(p: _Point) -> None:
@@ -245,19 +281,19 @@ def _run_replay(p: _Point) -> None:
     try:
         for c in range(spec.chunks):
             # one seeded reset per point; later chunks continue the same random stream
-            obs = env.reset(seed=p.task.seed if c == 0 else None)[0]
+            obs, truth = _reset(env, p.task.seed if c == 0 else None)
             if c == 0:
-                p.warm_up({s.label: obs for s in p.solvers})
+                p.warm_up({s.label: obs for s in p.solvers}, {s.label: truth for s in p.solvers})
             for s in p.live():
                 s.reset()
             for t in range(spec.episode_length):
                 for s in p.solvers:
                     if s.label not in p.failed:
-                        p.score(s, obs, first=t == 0)
+                        p.score(s, obs, truth, first=t == 0)
                     p.progress(1)
                 if t < spec.episode_length - 1:
                     # the observation sequence does not depend on the action: any feasible one will do
-                    obs = p.step(env, p.problem.zero_action(obs), t)
+                    obs, truth = p.step(env, p.problem.zero_action(obs), t)
             p.end_chunk()
     finally:
         env.close()
@@ -268,17 +304,19 @@ def _run_live(p: _Point) -> None:
     envs = {s.label: make_vec(spec.env_id, p.batch, p.task.env_kwargs) for s in p.solvers}
     try:
         for c in range(spec.chunks):
-            obs_of = {label: env.reset(seed=p.task.seed if c == 0 else None)[0] for label, env in envs.items()}
+            obs_of, truth_of = {}, {}
+            for label, env in envs.items():
+                obs_of[label], truth_of[label] = _reset(env, p.task.seed if c == 0 else None)
             if c == 0:
-                p.warm_up(obs_of)
+                p.warm_up(obs_of, truth_of)
             for s in p.live():
                 s.reset()
             for t in range(spec.episode_length):
                 for s in p.solvers:
                     if s.label not in p.failed:
-                        action = p.score(s, obs_of[s.label], first=t == 0)
+                        action = p.score(s, obs_of[s.label], truth_of[s.label], first=t == 0)
                         if action is not None and t < spec.episode_length - 1:
-                            obs_of[s.label] = p.step(envs[s.label], action, t)
+                            obs_of[s.label], truth_of[s.label] = p.step(envs[s.label], action, t)
                     p.progress(1)
             p.end_chunk()
     finally:

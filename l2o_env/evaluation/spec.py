@@ -10,6 +10,14 @@ resolved to the checkpoint it picked, so a rerun loads the same file), the refer
 Solvers given by registry name are rebuilt from ``(name, kwargs)`` wherever a sweep point runs
 (:mod:`l2o_env.evaluation.runner`), so a point is a pure task; they are also built once here, to refuse
 unknown names, bad keywords, untrained learned solvers and solvers of another problem family early.
+
+Aged or noisy channel state (the env's ``csi_delay`` / ``csi_error`` at some sweep point): the spec gets a
+*genie* row, :data:`GENIE_SUFFIX` appended to the problem's reference solver (``"wmmse (perfect CSI)"``),
+which the runner feeds the true current channel instead of the observation (``SolverSpec.genie``); it is
+the default reference then (an explicit ``reference`` still wins, and ``reference="NAME (perfect CSI)"``
+makes the genie of another registry solver the reference). A solver class that names constructor keywords
+in ``from_env`` (``{keyword: fact}``, facts of :func:`env_facts`) gets them filled from the evaluated env
+at every sweep point unless the user gave them (:func:`make_solver`).
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from l2o_env.validation import choice, integer, real, suggest
 
 __all__ = ["EvalSpec", "SolverSpec", "build_spec", "KNOBS", "MOBILE_EPISODE_LENGTH", "BATCH_BYTES",
            "ACTION_DEPENDENT_WEIGHTS", "parse_reference", "make_solver", "explicit_kwargs", "describe_env",
-           "scenario_defaults"]
+           "scenario_defaults", "GENIE_SUFFIX", "GENIE_NOTE", "genie_label", "genie_base", "env_facts",
+           "point_facts", "from_env_kwargs"]
 
 #: The knobs a sweep may vary, with their axis label and unit (used by the plot and the table).
 KNOBS: dict[str, dict[str, str]] = {
@@ -37,6 +46,8 @@ KNOBS: dict[str, dict[str, str]] = {
     # dimensionless knobs: the "unit" says what the number means
     "density": {"label": "density factor d", "unit": "links per unit area x d; transmitter positions / sqrt(d)"},
     "num_links": {"label": "number of links K", "unit": "count"},
+    "csi_delay": {"label": "CSI delay d", "unit": "slots between the observed and the scored channel"},
+    "csi_error": {"label": "CSI estimation error e", "unit": "observed fading sqrt(1 - e^2) h + e n"},
 }
 #: Steps per episode when a speed is set (slots correlated in time).
 MOBILE_EPISODE_LENGTH = 10
@@ -46,11 +57,29 @@ BATCH_BYTES = 64 * 2**20
 #: ``weights`` values whose per-slot weights depend on the solver's past actions (need ``mode="live"``).
 ACTION_DEPENDENT_WEIGHTS = ("proportional_fair",)
 MODES = ("auto", "replay", "live")
+#: appended to a registry name, the label of its genie row (``"wmmse (perfect CSI)"``)
+GENIE_SUFFIX = " (perfect CSI)"
+#: the note of a genie row
+GENIE_NOTE = ("genie: sees the true current channel (perfect CSI), not the observation; an upper bound for the "
+              "rows that see the aged/noisy observation")
+
+
+def genie_label(name: str) -> str:
+    """The label of the genie row of registry solver ``name``: ``"wmmse"`` -> ``"wmmse (perfect CSI)"``."""
+    return f"{name}{GENIE_SUFFIX}"
+
+
+def genie_base(label: str) -> str | None:
+    """``"wmmse (perfect CSI)"`` -> ``"wmmse"``; None for a label that is not a genie's."""
+    if isinstance(label, str) and label.endswith(GENIE_SUFFIX) and len(label) > len(GENIE_SUFFIX):
+        return label[: -len(GENIE_SUFFIX)].strip() or None
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
 class SolverSpec:
-    """One row of the table: ``label``, registry ``name`` (``None`` for a user object) and ``kwargs``."""
+    """One row of the table: ``label``, registry ``name`` (``None`` for a user object) and ``kwargs``;
+    ``genie``: the row sees the true current channel instead of the observation (see the module docstring)."""
 
     label: str
     name: str | None
@@ -58,15 +87,17 @@ class SolverSpec:
     note: str = ""
     reference: bool = False
     cls: str = ""  # "module.Class" of the solver, for the record
+    genie: bool = False
 
     def to_dict(self) -> dict:
         return {"label": self.label, "name": self.name, "kwargs": jsonable(dict(self.kwargs)), "class": self.cls,
-                "note": self.note, "reference": self.reference}
+                "note": self.note, "reference": self.reference, "genie": self.genie}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SolverSpec":
         return cls(label=d["label"], name=d.get("name"), kwargs=_untuple(d.get("kwargs") or {}),
-                   note=d.get("note", ""), reference=bool(d.get("reference", False)), cls=d.get("class", ""))
+                   note=d.get("note", ""), reference=bool(d.get("reference", False)), cls=d.get("class", ""),
+                   genie=bool(d.get("genie", False)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +123,11 @@ class EvalSpec:
     @property
     def reference(self) -> SolverSpec:
         return next(s for s in self.solvers if s.reference)
+
+    @property
+    def genie(self) -> SolverSpec | None:
+        """The genie row (aged or noisy CSI), or None."""
+        return next((s for s in self.solvers if s.genie), None)
 
     @property
     def chunks(self) -> int:
@@ -131,14 +167,51 @@ class EvalSpec:
 
 
 # --- solvers ---------------------------------------------------------------------------------------------
-def make_solver(label: str, name: str, kwargs: Mapping[str, Any]):
-    """``solvers.make(name, **kwargs)`` with the user's mistakes as :class:`ConfigError`."""
+def make_solver(label: str, name: str, kwargs: Mapping[str, Any], facts: Mapping[str, Any] | None = None):
+    """``solvers.make(name, **kwargs)`` with the user's mistakes as :class:`ConfigError`; with ``facts``
+    (:func:`env_facts`), the keywords the solver class asks for in ``from_env`` are filled first
+    (:func:`from_env_kwargs`)."""
     import solvers
 
+    kw = dict(kwargs)
+    if facts is not None:
+        kw.update(from_env_kwargs(name, kw, facts))
     try:
-        return solvers.make(name, **dict(kwargs))
+        return solvers.make(name, **kw)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         raise ConfigError(f"solver {label!r}: {exc}") from exc
+
+
+def from_env_kwargs(name: str, kwargs: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor keywords registry solver ``name`` takes from the evaluated env: its class's
+    ``from_env`` maps a keyword to a fact of :func:`env_facts` (``WMMSEPredictive``: ``rho`` <-
+    ``fading_correlation``, ``csi_delay``, ``csi_error``); keywords in ``kwargs`` (the user's) are kept."""
+    wants = getattr(_solver_class(name), "from_env", None)
+    if not isinstance(wants, Mapping):
+        return {}
+    return {kw: facts[fact] for kw, fact in wants.items() if kw not in kwargs and fact in facts}
+
+
+def env_facts(env) -> dict[str, Any]:
+    """What a solver may take from an env (a single or vector env of the library; a third-party env without
+    the attributes reads as perfect CSI): ``fading_correlation`` (rho = J0(2 pi f_d T); 0 when ``speed`` is
+    None: independent slots), ``csi_delay``, ``csi_error``, ``csi_history``, and ``perfect_csi``."""
+    base = getattr(env, "unwrapped", env)
+    cfg = getattr(base, "config", None)
+    rho = getattr(base, "fading_correlation", None)
+    delay = int(getattr(cfg, "csi_delay", 0))
+    error = float(getattr(cfg, "csi_error", 0.0))
+    return {"fading_correlation": 0.0 if rho is None else float(rho), "csi_delay": delay, "csi_error": error,
+            "csi_history": int(getattr(cfg, "csi_history", 1)), "perfect_csi": delay == 0 and error == 0.0}
+
+
+def point_facts(env_id: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`env_facts` of ``gym.make_vec(env_id, 1, **kwargs)`` (a sweep point's env)."""
+    env = make_vec(env_id, 1, kwargs)
+    try:
+        return env_facts(env)
+    finally:
+        env.close()
 
 
 def _takes_seed(obj) -> bool:
@@ -222,9 +295,20 @@ def _solver_items(spec) -> list[tuple[str | None, Any]]:
 
 
 def _build_solvers(spec, solver_kwargs, *, seed: int, reference: str, env_id: str, problem: str,
-                   resolved: Mapping[str, Any]) -> tuple[list[SolverSpec], dict[str, Any]]:
-    """Solver specs (reference last unless listed) and the built objects, ``{label: solver}``."""
+                   resolved: Mapping[str, Any], genie: str | None = None,
+                   facts: Mapping[str, Any] | None = None) -> tuple[list[SolverSpec], dict[str, Any]]:
+    """Solver specs (reference last unless listed; then the genie row, if any) and the built objects,
+    ``{label: solver}``. ``genie``: the registry name whose genie row to add (aged/noisy CSI), or None; a
+    ``reference`` that is a genie label (``"NAME (perfect CSI)"``) adds that genie as the reference.
+    ``facts``: :func:`env_facts` of the first sweep point, for the solvers' ``from_env`` keywords."""
     ref_label, ref_name = parse_reference(reference)
+    ref_genie = None
+    if genie_base(ref_label) is not None:  # "wmmse (perfect CSI)", or "wmmse (perfect CSI)=wmmse"
+        ref_genie = genie_base(ref_name) or ref_name
+        if genie_label(ref_genie) != ref_label:
+            raise ConfigError(f"reference {reference!r}: the genie row of {ref_genie!r} is labelled "
+                              f"{genie_label(ref_genie)!r}")
+        genie = ref_genie
     solver_kwargs = {k: dict(v) for k, v in (solver_kwargs or {}).items()}
     used: set[str] = set()
     specs: list[SolverSpec] = []
@@ -232,11 +316,11 @@ def _build_solvers(spec, solver_kwargs, *, seed: int, reference: str, env_id: st
 
     def build(label: str, name: str, kw: dict) -> SolverSpec:
         note = _pick_pretrained(label, name, kw, env_id, resolved)
-        obj = make_solver(label, name, kw)
+        obj = make_solver(label, name, kw, facts)
         if "seed" not in kw and _takes_seed(obj):
             # a randomised solver the user did not seed gets the evaluation seed: same seed, same table
             kw["seed"] = seed
-            obj = make_solver(label, name, kw)
+            obj = make_solver(label, name, kw, facts)
         objects[label] = obj
         cls = type(obj)
         return SolverSpec(label, name, kw, note=note, cls=f"{cls.__module__}.{cls.__qualname__}")
@@ -250,6 +334,7 @@ def _build_solvers(spec, solver_kwargs, *, seed: int, reference: str, env_id: st
             name, kw = None, {}
         if name is not None:
             label = label or name
+            _refuse_genie_label(label)
             for key in (name, label):  # kwargs may be addressed by registry name or by label
                 if key in solver_kwargs:
                     kw.update(solver_kwargs[key])
@@ -262,6 +347,7 @@ def _build_solvers(spec, solver_kwargs, *, seed: int, reference: str, env_id: st
             if not (callable(getattr(obj, "act", None)) or callable(getattr(obj, "act_batch", None))):
                 raise ConfigError(f"solvers: {obj!r} is neither a registry name nor an object with act(obs)")
             label = label or getattr(obj, "name", None) or type(obj).__name__
+            _refuse_genie_label(label)
             if any(e.label == label for e in specs):
                 raise _twice(label)
             cfg = getattr(obj, "config", None)
@@ -269,30 +355,53 @@ def _build_solvers(spec, solver_kwargs, *, seed: int, reference: str, env_id: st
             objects[label] = obj
             cls = type(obj)
             specs.append(SolverSpec(label, None, kw, cls=f"{cls.__module__}.{cls.__qualname__}"))
-    ref_kw: dict = {}
-    listed = any(e.label == ref_label for e in specs)
-    if not listed:
-        for key in (ref_name, ref_label):  # e.g. wmmse.max_iter=500 for the added reference
-            if key in solver_kwargs and key not in used:
-                ref_kw.update(solver_kwargs[key])
+
+    def kwargs_of(*keys: str) -> dict:
+        kw: dict = {}
+        for key in keys:
+            if key in solver_kwargs:
+                kw.update(solver_kwargs[key])
                 used.add(key)
+        return kw
+
+    if ref_genie is None:
+        ref_kw: dict = {}
+        listed = any(e.label == ref_label for e in specs)
+        if not listed:
+            # e.g. wmmse.max_iter=500 for the added reference (unless a listed row took them)
+            ref_kw = kwargs_of(*(k for k in (ref_name, ref_label) if k not in used))
+        if listed:
+            specs = [dataclasses.replace(e, reference=True, note="; ".join(filter(None, ["reference", e.note])))
+                     if e.label == ref_label else e for e in specs]
+        else:
+            added = build(ref_label, ref_name, ref_kw)
+            specs.append(dataclasses.replace(added, reference=True, note="; ".join(
+                filter(None, ["reference (added automatically)", added.note]))))
+    if genie is not None:
+        # the genie runs the same solver as its plain row: NAME's kwargs, then the genie label's
+        label = genie_label(genie)
+        row = build(label, genie, kwargs_of(genie, label))
+        is_ref = ref_genie is not None
+        note = "; ".join(filter(None, ["reference (added automatically)" if is_ref else "", GENIE_NOTE, row.note]))
+        specs.append(dataclasses.replace(row, reference=is_ref, genie=True, note=note))
     unused = set(solver_kwargs) - used
     if unused:
+        ref = genie_label(genie) if ref_genie is not None else ref_label
         raise ConfigError(f"solver kwargs given for {sorted(unused)}, which are not among the solvers "
-                          f"{[e.label for e in specs]} nor the reference {ref_label!r}")
-    if listed:
-        specs = [dataclasses.replace(e, reference=True, note="; ".join(filter(None, ["reference", e.note])))
-                 if e.label == ref_label else e for e in specs]
-    else:
-        added = build(ref_label, ref_name, ref_kw)
-        specs.append(dataclasses.replace(added, reference=True, note="; ".join(
-            filter(None, ["reference (added automatically)", added.note]))))
+                          f"{[e.label for e in specs]} nor the reference {ref!r}")
     for e in specs:
         obj = objects[e.label]
         _check_problem(e.label, obj, problem, env_id)
         if getattr(obj, "is_trained", True) is False:
             raise ConfigError(f"solver {e.label!r}: {_untrained_message(e.label, e.name, obj)}")
     return specs, objects
+
+
+def _refuse_genie_label(label: str) -> None:
+    if genie_base(label) is not None:
+        raise ConfigError(f"solvers: the label {label!r} is reserved for the genie row the harness adds when the "
+                          "CSI is aged or noisy (it sees the true channel); choose another label, or pass "
+                          f"reference={label!r} to make that genie the reference")
 
 
 def _twice(label: str) -> ConfigError:
@@ -459,7 +568,7 @@ def build_spec(solvers, env_id: str, env_kwargs: Mapping[str, Any] | None = None
                           f"({ACTION_DEPENDENT_WEIGHTS}); use mode='live' or 'auto'")
 
     # build every point's env once before the long run, so that a bad keyword fails at once
-    sizes, sample_entries, rhos = [], [], []
+    sizes, sample_entries, rhos, facts = [], [], [], []
     for p in points:
         env = make_vec(env_id, 1, p)
         try:
@@ -469,6 +578,7 @@ def build_spec(solvers, env_id: str, env_kwargs: Mapping[str, Any] | None = None
             sample_entries.append(max(int(np.prod(sub.shape)) for sub in space.values()))
             rho = getattr(getattr(env, "unwrapped", env), "fading_correlation", None)
             rhos.append(None if rho is None else float(rho))
+            facts.append(env_facts(env))
         finally:
             env.close()
     max_batch = (max(1, BATCH_BYTES // (8 * max(sample_entries))) if max_batch is None
@@ -476,8 +586,14 @@ def build_spec(solvers, env_id: str, env_kwargs: Mapping[str, Any] | None = None
 
     # shipped checkpoints are chosen for the unswept setting (a sweep tests one model across the knob)
     base = {**points[0], "num_links": sizes[0]} if knob == "num_links" else {**env_kwargs, "num_links": sizes[0]}
+    # aged or noisy CSI somewhere: a genie row (the problem's reference solver on the true channel), and it
+    # is the default reference
+    default_ref = _reference_of(problem)
+    genie = None if all(f["perfect_csi"] for f in facts) else default_ref
+    if reference is None:
+        reference = default_ref if genie is None else genie_label(genie)
     specs, objects = _build_solvers(solvers, solver_kwargs, seed=seed, env_id=env_id, problem=problem,
-                                    resolved=base, reference=reference or _reference_of(problem))
+                                    resolved=base, reference=reference, genie=genie, facts=facts[0])
     spec = EvalSpec(env_id=env_id, env_kwargs=env_kwargs, problem=problem, solvers=tuple(specs), slots=slots,
                     seed=seed, episode_length=episode_length, episodes=episodes, max_batch=max_batch, mode=mode,
                     served_rate=served_rate, sweep_knob=knob, sweep_values=tuple(values), env_extra=env_extra)
