@@ -26,13 +26,15 @@ import argparse
 import os
 import time
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (spinning idle threads)
 
-from l2o_env.data import ObservationSampler
-from l2o_env.rates import weighted_sum_rate
-from solvers.learned import wmmse_reference
-from solvers.mlp import MLPSolver
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from l2o_env.data import ObservationSampler  # noqa: E402
+from l2o_env.rates import weighted_sum_rate  # noqa: E402
+from solvers.learned import wmmse_reference  # noqa: E402
+from solvers.mlp import MLPSolver  # noqa: E402
 
 TARGET = 0.97
 LATENCY_SAMPLES = 200

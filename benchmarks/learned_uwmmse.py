@@ -26,14 +26,16 @@ import argparse
 import os
 import time
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (spinning idle threads)
 
-from l2o_env.data import ObservationSampler
-from l2o_env.rates import weighted_sum_rate
-from solvers.learned import to_torch, wmmse_reference
-from solvers.uwmmse import UWMMSE
-from solvers.wmmse_core import wmmse_run
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from l2o_env.data import ObservationSampler  # noqa: E402
+from l2o_env.rates import weighted_sum_rate  # noqa: E402
+from solvers.learned import to_torch, wmmse_reference  # noqa: E402
+from solvers.uwmmse import UWMMSE  # noqa: E402
+from solvers.wmmse_core import wmmse_run  # noqa: E402
 
 FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
 

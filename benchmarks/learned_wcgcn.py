@@ -20,14 +20,16 @@ import json
 import os
 import time
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (spinning idle threads)
 
-from l2o_env.data import ObservationSampler
-from l2o_env.rates import weighted_sum_rate
-from solvers.learned import wmmse_reference
-from solvers.wmmse_core import wmmse_run
-from solvers.wcgcn import WCGCN
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from l2o_env.data import ObservationSampler  # noqa: E402
+from l2o_env.rates import weighted_sum_rate  # noqa: E402
+from solvers.learned import wmmse_reference  # noqa: E402
+from solvers.wmmse_core import wmmse_run  # noqa: E402
+from solvers.wcgcn import WCGCN  # noqa: E402
 
 # row -> (checkpoint tag, env id, env kwargs, large-scale row?)
 ROWS = {

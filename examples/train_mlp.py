@@ -24,18 +24,22 @@ import argparse
 import ast
 import dataclasses
 import json
+import os
 import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
+# before torch loads: idle OpenMP threads that spin slow every other process on a shared machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from l2o_env.data import ObservationSampler
-from l2o_env.rates import weighted_sum_rate
-from solvers.learned import wmmse_reference
-from solvers.mlp import MLPSolver
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from l2o_env.data import ObservationSampler  # noqa: E402
+from l2o_env.rates import weighted_sum_rate  # noqa: E402
+from solvers.learned import wmmse_reference  # noqa: E402
+from solvers.mlp import MLPSolver  # noqa: E402
 
 # Solver settings of the shipped checkpoints; "paper" is Sun et al.'s setup as far as it is stated.
 PRESETS = {

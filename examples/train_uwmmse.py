@@ -31,20 +31,24 @@ import argparse
 import ast
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
+# before torch loads: idle OpenMP threads that spin slow every other process on a shared machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from l2o_env.data import ObservationSampler
-from l2o_env.rates import weighted_sum_rate
-from solvers.learned import to_torch, wmmse_reference
-from solvers.uwmmse import UWMMSE
-from solvers.wmmse_core import wmmse_run
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from l2o_env.data import ObservationSampler  # noqa: E402
+from l2o_env.rates import weighted_sum_rate  # noqa: E402
+from solvers.learned import to_torch, wmmse_reference  # noqa: E402
+from solvers.uwmmse import UWMMSE  # noqa: E402
+from solvers.wmmse_core import wmmse_run  # noqa: E402
 
 
 @dataclass

@@ -30,20 +30,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
+# before torch loads: idle OpenMP threads that spin slow every other process on a shared machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import solvers
-from l2o_env.data import ObservationSampler
-from l2o_env.problems import problem_of_obs
-from solvers.training import Callback
-from solvers.wcgcn import WCGCN
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import solvers  # noqa: E402
+from l2o_env.data import ObservationSampler  # noqa: E402
+from l2o_env.problems import problem_of_obs  # noqa: E402
+from solvers.training import Callback  # noqa: E402
+from solvers.wcgcn import WCGCN  # noqa: E402
 
 
 @dataclass
