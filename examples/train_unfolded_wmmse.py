@@ -4,16 +4,24 @@ Paper: L. Pellaco, M. Bengtsson, J. Jaldén, "Deep unfolding of the weighted MMS
 arXiv:2006.08448, 2020.
 
 One file, top to bottom (CleanRL style): ``Args``, the sampler, training (loss (14), Adam 1e-3, batches of
-100), evaluation on fresh samples: ratio of means to converged WMMSE, and the weighted sum rates of
-WMMSE truncated at ``num_layers`` iterations and of ``pgd_wmmse`` (the same network with step sizes 1).
+100), evaluation on fresh samples (sampler seed ``--eval-seed``): the weighted sum rates of WMMSE with its
+defaults, of WMMSE run to convergence (``--converged``, the denominator of every ratio), of WMMSE truncated
+at ``--truncated`` iterations (default: ``num_layers``), of ``pgd_wmmse`` (the same network with step
+sizes 1) and of the trained network; and the trained network's margin over each truncated WMMSE, paired
+over the same samples, with its 95 % interval.
 
-    # the shipped checkpoint
+    # the shipped checkpoints (10 dB is the env's default SNR)
     python examples/train_unfolded_wmmse.py --steps 15000 --no-progress --out solvers/checkpoints/unfolded_wmmse.pt
+    python examples/train_unfolded_wmmse.py --env-kwargs snr_db=5 --steps 8000 --threads 1 --no-progress \
+        --out solvers/checkpoints/unfolded_wmmse-snr5.pt
+    python examples/train_unfolded_wmmse.py --env-kwargs snr_db=20 --steps 8000 --threads 1 --no-progress \
+        --out solvers/checkpoints/unfolded_wmmse-snr20.pt
 
-It takes ~9 min on two loaded CPU cores; on 2,000 fresh samples at 10 dB: 0.979 of converged WMMSE,
-WMMSE truncated at 4 iterations 0.976, pgd_wmmse (step sizes 1) 0.418.
+    # evaluate a checkpoint without training (its scenario from its meta), beside WMMSE truncated at 2 and 4
+    python examples/train_unfolded_wmmse.py --checkpoint solvers/checkpoints/unfolded_wmmse-snr20.pt --truncated 2,4
 
-The exact command is stored in the checkpoint's ``meta["command"]``.
+Training times and the measured ratios are in ``benchmarks/RESULTS.md``. The exact command is stored in the
+checkpoint's ``meta["command"]``.
 """
 
 from __future__ import annotations
@@ -21,17 +29,20 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import os
 import shlex
 import sys
 import time
 from dataclasses import dataclass
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning OpenMP threads
 
-import solvers
-from l2o_env.data import ObservationSampler
-from l2o_env.problems import get_problem
-from solvers.unfolded_wmmse import UnfoldedWMMSE
+import torch  # noqa: E402
+
+import solvers  # noqa: E402
+from l2o_env.data import ObservationSampler  # noqa: E402
+from l2o_env.problems import get_problem  # noqa: E402
+from solvers.unfolded_wmmse import UnfoldedWMMSE  # noqa: E402
 
 
 @dataclass
@@ -56,6 +67,12 @@ class Args:
     """checkpoint path (default runs/{env}__unfolded_wmmse__{seed}__{time}.pt)"""
     progress: bool = True
     """tqdm progress bar on stderr"""
+    checkpoint: str = ""
+    """evaluate this checkpoint instead of training one (scenario from its meta unless --env-kwargs is given)"""
+    truncated: str = ""
+    """iterations of the truncated WMMSE rows, comma-separated (default: the network's num_layers)"""
+    converged: str = "max_iter=2000,tol=1e-7"
+    """wmmse keyword arguments of the converged reference (the denominator of the ratios)"""
 
 
 def parse_kv(text: str) -> dict:
@@ -88,30 +105,48 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     env_kwargs = parse_kv(args.env_kwargs)
-    sampler = ObservationSampler(args.env_id, seed=args.seed, **env_kwargs)
-    net = UnfoldedWMMSE(**parse_kv(args.solver_kwargs))
-    hist = net.fit(sampler, steps=args.steps, seed=args.seed, progress=args.progress)
-    net.meta["command"] = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    out = args.out or f"runs/{args.env_id}__unfolded_wmmse__{args.seed}__{int(time.time())}.pt"
-    net.save(out)
-    print(f"saved {out}: best validation ratio {hist['best_val_ratio']:.4f} at step {hist['best_step']}, "
-          f"{hist['wall_time']:.0f} s")
+    if args.checkpoint:
+        net = UnfoldedWMMSE.load(args.checkpoint)
+        if not args.env_kwargs and net.meta.get("env_id") == args.env_id:
+            env_kwargs = dict(net.meta.get("env_kwargs") or {})
+        print(f"loaded {args.checkpoint} (L = {net.num_layers}, K = {net.pgd_steps}), trained by: "
+              f"{net.meta.get('command')}")
+    else:
+        sampler = ObservationSampler(args.env_id, seed=args.seed, **env_kwargs)
+        net = UnfoldedWMMSE(**parse_kv(args.solver_kwargs))
+        hist = net.fit(sampler, steps=args.steps, seed=args.seed, progress=args.progress)
+        net.meta["command"] = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+        out = args.out or f"runs/{args.env_id}__unfolded_wmmse__{args.seed}__{int(time.time())}.pt"
+        net.save(out)
+        print(f"saved {out}: best validation ratio {hist['best_val_ratio']:.4f} at step {hist['best_step']}, "
+              f"{hist['wall_time']:.0f} s")
     print("step sizes gamma (layers x PGD steps):\n", net.step_sizes.round(4))
 
     # evaluation on fresh samples
     problem = get_problem("beamforming")
     obs = ObservationSampler(args.env_id, seed=args.eval_seed, **env_kwargs)(args.eval_samples)
+    iterations = [int(n) for n in args.truncated.split(",") if n.strip()] or [net.num_layers]
+    converged = parse_kv(args.converged)
     rows = {
-        "wmmse (converged)": solvers.make("wmmse"),
-        f"truncated_wmmse (iterations={net.num_layers})": solvers.make("truncated_wmmse", iterations=net.num_layers),
+        "wmmse (default)": solvers.make("wmmse"),
+        f"wmmse ({args.converged})": solvers.make("wmmse", **converged),
+        **{f"truncated_wmmse (iterations={n})": solvers.make("truncated_wmmse", iterations=n) for n in iterations},
         "pgd_wmmse": solvers.make("pgd_wmmse", num_layers=net.num_layers, pgd_steps=net.pgd_steps),
         "unfolded_wmmse": net,
     }
-    wsr = {name: float(problem.weighted_sum_rate(obs, s.act_batch(obs)).mean()) for name, s in rows.items()}
-    ref = wsr["wmmse (converged)"]
-    print(f"{args.eval_samples} fresh samples of {args.env_id}({args.env_kwargs}):")
+    per_sample = {name: problem.weighted_sum_rate(obs, s.act_batch(obs)) for name, s in rows.items()}
+    wsr = {name: float(value.mean()) for name, value in per_sample.items()}
+    ref, default = wsr[f"wmmse ({args.converged})"], wsr["wmmse (default)"]
+    shown = ",".join(f"{k}={v}" for k, v in env_kwargs.items())
+    print(f"{args.eval_samples} fresh samples of {args.env_id}({shown}), sampler seed {args.eval_seed}:")
     for name, value in wsr.items():
-        print(f"  {name:34s} WSR {value:.4f} bit/s/Hz   ratio to WMMSE {value / ref:.4f}")
+        print(f"  {name:40s} WSR {value:.4f} bit/s/Hz   ratio to converged WMMSE {value / ref:.4f}"
+              f"   to default WMMSE {value / default:.4f}")
+    for n in iterations:  # paired over the same samples
+        diff = per_sample["unfolded_wmmse"] - per_sample[f"truncated_wmmse (iterations={n})"]
+        half = 1.96 * diff.std(ddof=1) / len(diff) ** 0.5
+        print(f"  unfolded_wmmse - truncated_wmmse ({n}): {diff.mean():+.4f} +/- {half:.4f} bit/s/Hz (95 %), "
+              f"unfolded ahead on {(diff > 0).mean():.1%} of the samples")
     return wsr
 
 

@@ -64,3 +64,18 @@ def test_readme_lists_the_references():
     for ident in ("arXiv:[1705.09412]", "arXiv:[2006.08448]", "arXiv:[2009.10812]", "arXiv:[2007.07632]",
                   "10.1109/TSP.2011.2147784", "arXiv:[1808.01486]"):
         assert ident in text, ident
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_scripts_set_the_thread_policy_before_torch_loads(script):
+    """A script that imports torch before ``l2o_env``/``solvers`` gets spinning OpenMP threads, which slowed a
+    shared 2-core machine's training several-fold; each script must set ``OMP_WAIT_POLICY`` (or import the
+    library, which sets it) before its first ``import torch``."""
+    lines = script.read_text().splitlines()
+    first_torch = next((i for i, l in enumerate(lines) if re.match(r"(import torch|from torch)\b", l)), None)
+    if first_torch is None:
+        return
+    before = "\n".join(lines[:first_torch])
+    assert ("OMP_WAIT_POLICY" in before or re.search(r"^(import|from) (l2o_env|solvers)\b", before, re.M)), (
+        f"{script.name}: `import torch` on line {first_torch + 1} comes before OMP_WAIT_POLICY is set")
