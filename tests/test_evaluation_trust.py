@@ -241,6 +241,11 @@ def test_explicit_kwargs_drop_defaults():
     assert explicit_kwargs("PowerControl-AdHoc-v0", {"topology": "fixed"}) == {"num_links": 20}
     assert explicit_kwargs("PowerControl-AdHoc-v0", {"topology": "random"}) == {"num_links": 20, "topology": "random"}
     assert explicit_kwargs("PowerControl-D2D-v0", {"pair_distance": [2, 65]}) == {"num_links": 50}
+    # a knob whose env default is "the model's" (None) compares with the model's own default
+    miso = {"num_users": 4, "num_antennas": 4}
+    assert explicit_kwargs("Beamforming-MISO-v0", {"snr_db": 10}) == explicit_kwargs("Beamforming-MISO-v0", {}) == miso
+    assert explicit_kwargs("Beamforming-MISO-v0", {"snr_db": 20}) == {**miso, "snr_db": 20}
+    assert explicit_kwargs(IC, {"snr_db": 10}) == {"num_links": 10, "snr_db": 10}  # the IC's default is 0 dB
 
 
 # --- timings do not depend on what was imported first ---------------------------------------------------

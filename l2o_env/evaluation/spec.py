@@ -490,7 +490,8 @@ def explicit_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     except (ImportError, ValueError, TypeError):  # a third-party env outside the scenario table
         return {k: _plain(v) for k, v in kwargs.items()}
     defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
-    defaults.update(ENV_DEFAULTS)
+    # None in ENV_DEFAULTS means "the model's own default" (the beamforming models' snr_db): keep the model's
+    defaults.update({k: v for k, v in ENV_DEFAULTS.items() if v is not None or k not in defaults})
     defaults["topology"] = scenario.default_topology
     defaults.setdefault("density", 1)
     merged = {**dict(scenario.defaults), **dict(kwargs)}
