@@ -32,6 +32,7 @@ _BUILTIN: dict[str, str] = {
     "equal_power": "solvers.equal_power:EqualPower",
     "unfolded_wmmse": "solvers.unfolded_wmmse:UnfoldedWMMSE",
     "pgd_wmmse": "solvers.unfolded_wmmse:PGDWMMSE",
+    "structured_net": "solvers.structured_net:StructuredNet",
 }
 _RUNTIME: dict[str, Callable[..., Any]] = {}
 
