@@ -195,3 +195,18 @@ def test_channel_terms_are_the_sums_over_receivers():
             torch.testing.assert_close(terms.cell[b, i], cell / s)
             torch.testing.assert_close(terms.own[b, i], direct[b, i].mH @ direct[b, i] / s)
             torch.testing.assert_close(terms.weighted(q)[b, i], sum(q[b, j] * g[j].mH @ g[j] for j in range(k)) / s)
+
+
+def test_l2o_train_trains_and_eval_loads_it(tmp_path, capsys):
+    from l2o_env.cli import main
+
+    ckpt = tmp_path / "sn.pt"
+    kw = "users_per_cell=2,num_antennas=4"
+    net_kw = ",".join(f"{k}={v}" for k, v in NET.items())
+    assert main(["train", "structured_net", "--env", ENV, "--env-kwargs", kw, "--steps", "2", "--solver-kwargs",
+                 net_kw, "--out", str(ckpt), "--no-progress"]) == 0
+    assert "structured_net on Beamforming-IBC-v0" in capsys.readouterr().out
+    net = StructuredNet.load(ckpt)
+    assert net.trained_on == (ENV, SMALL) and net.meta["command"].startswith("l2o train structured_net")
+    assert main(["eval", "--env", ENV, "--env-kwargs", kw, "--solvers", "structured_net,mrt", "--solver-kwargs",
+                 f"structured_net.checkpoint={ckpt}", "--slots", "8", "--no-progress"]) == 0
