@@ -36,12 +36,39 @@ from solvers.wmmse import resolve_device
 from solvers.wmmse_core import wmmse_run
 
 __all__ = ["LearnedSolver", "CHECKPOINT_DIR", "FORMAT", "to_torch", "wmmse_reference", "shipped_checkpoints",
-           "describe_training", "select_pretrained"]
+           "describe_training", "select_pretrained", "imperfect_csi", "imperfect_csi_kwargs"]
 
 FORMAT = "l2o_env.solver/1"
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 Sampler = Callable[[int], Mapping[str, np.ndarray]]
+
+
+def imperfect_csi(sampler: Any) -> bool:
+    """Whether ``sampler``'s observations are aged or noisy channel state, so that training scores the
+    true channel (``sampler(B, with_truth=True)`` -> ``(obs, truth)``; :mod:`solvers.training`).
+
+    True when the sampler's ``config`` (:class:`l2o_env.data.ObservationSampler` has one) says
+    ``csi_delay > 0`` or ``csi_error > 0``; a custom sampler that accepts ``with_truth=True`` says so with an
+    ``imperfect_csi = True`` attribute. Anything else (a plain callable) counts as perfect CSI.
+    """
+    flag = getattr(sampler, "imperfect_csi", None)
+    if isinstance(flag, (bool, np.bool_)):
+        return bool(flag)
+    config = getattr(sampler, "config", None)
+    try:
+        return bool((getattr(config, "csi_delay", 0) or 0) > 0 or (getattr(config, "csi_error", 0) or 0) > 0)
+    except TypeError:  # a config of another kind
+        return False
+
+
+def imperfect_csi_kwargs(env_kwargs: Mapping[str, Any] | None) -> bool:
+    """Whether env keywords ask for aged or noisy CSI (``csi_delay > 0`` or ``csi_error > 0``; missing: 0)."""
+    kw = env_kwargs or {}
+    try:
+        return float(kw.get("csi_delay") or 0) > 0 or float(kw.get("csi_error") or 0) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 _SHIPPED: dict[str, list[dict]] = {}  # solver name -> entries of shipped_checkpoints, read once per process
@@ -106,7 +133,10 @@ def select_pretrained(name: str, env_id: str, env_kwargs: Mapping[str, Any],
     evaluating on env ``env_id`` built with ``env_kwargs`` (the resolved keyword arguments, ``num_links``
     included).
 
-    Only checkpoints trained on ``env_id`` qualify; among them the closest size (``|num_links|`` difference;
+    Only checkpoints trained on ``env_id`` qualify; among them first those whose channel state is of the
+    same kind (aged or noisy, ``csi_delay > 0`` or ``csi_error > 0``, versus perfect: a checkpoint trained on
+    aged CSI is picked for aged CSI, a perfect-CSI one for perfect CSI, :func:`imperfect_csi_kwargs`), then
+    the closest size (``|num_links|`` difference;
     a checkpoint and a caller that both lack ``num_links`` count as equal, one lacking it as farthest), then
     the fewest other differing keyword arguments (a key only one side has counts as differing), then the
     default checkpoint first. Raises ``ValueError`` listing every shipped checkpoint with its training
@@ -141,7 +171,12 @@ def select_pretrained(name: str, env_id: str, env_kwargs: Mapping[str, Any],
         return sum(entry["env_kwargs"].get(k, missing) != env_kwargs.get(k, missing) for k in keys)
 
     # candidates keep the default-first order, and min() returns the first of equals
-    best = min(candidates, key=lambda e: (size_gap(e), other_differences(e), e["tag"] != "default"))
+    aged = imperfect_csi_kwargs(env_kwargs)
+
+    def csi_mismatch(entry) -> bool:
+        return imperfect_csi_kwargs(entry["env_kwargs"]) != aged
+
+    best = min(candidates, key=lambda e: (csi_mismatch(e), size_gap(e), other_differences(e), e["tag"] != "default"))
     return next(e for e in shipped_checkpoints(name) if e["tag"] == best["tag"])
 
 
@@ -330,22 +365,29 @@ class LearnedSolver(Solver):
         return power.to("cpu", torch.float64).numpy()
 
     # --- evaluation helper used by fit's validation and the CLI --------------------------------
-    def ratio_to_wmmse(self, obs: Mapping[str, np.ndarray], reference: float | None = None) -> float:
+    def ratio_to_wmmse(self, obs: Mapping[str, np.ndarray], reference: float | None = None,
+                       truth: Mapping[str, np.ndarray] | None = None) -> float:
         """Ratio of means (the papers' metric): mean WSR of this solver / mean WSR of WMMSE.
 
-        ``reference``: WMMSE's mean WSR on ``obs`` when already known (:func:`reference_wsr`), so that a
-        training loop validating on one fixed set runs WMMSE on it once, not at every validation.
+        ``reference``: WMMSE's mean WSR (on ``truth`` when given, else on ``obs``) when already known
+        (:func:`reference_wsr`), so that a training loop validating on one fixed set runs WMMSE on it once,
+        not at every validation.
+        ``truth``: the true current channel of aged or noisy ``obs`` (``sampler(B, with_truth=True)``): the
+        solver acts on ``obs``, its WSR is scored on ``truth``, and WMMSE runs on ``truth`` (the genie, the
+        reference ``l2o eval`` uses with imperfect CSI).
         """
         problem = self.problem_for(obs)
-        batch = problem.check_obs(obs, batched=True, who=f"{type(self).__name__}.ratio_to_wmmse")
+        who = f"{type(self).__name__}.ratio_to_wmmse"
+        batch = problem.check_obs(obs, batched=True, who=who)
+        scored = batch if truth is None else problem.check_obs(truth, batched=True, who=f"{who} (truth)")
         mine = self.act_batch(obs)
         if reference is None:
-            reference = reference_wsr(obs)
-        return float(problem.weighted_sum_rate(batch, mine).mean() / max(reference, 1e-300))
+            reference = reference_wsr(obs if truth is None else truth)
+        return float(problem.weighted_sum_rate(scored, mine).mean() / max(reference, 1e-300))
 
     # --- training: the shared loop and its hooks ----------------------------------------------
     def fit(self, sampler: Sampler, *, steps: int | None = None, seed: int = 0, progress: bool = True,
-            validation: Mapping[str, np.ndarray] | None = None, callback: Any = None) -> dict:
+            validation: Any = None, callback: Any = None) -> dict:
         """Train on ``sampler``'s observations with :func:`solvers.training.train` (the one loop).
 
         A loaded or already fitted model continues from its weights and buffers; a fresh one is built
@@ -359,7 +401,9 @@ class LearnedSolver(Solver):
             steps: optimiser steps, an integer >= 0 (default: the config's ``steps``); 0 only validates.
             seed: seeds torch (a fresh model's initial weights, shuffling); the sampler has its own seed.
             progress: a tqdm bar on stderr with the loss and the validation ratio.
-            validation: a fixed batched observation to validate on; default ``sampler(val_size)`` drawn once.
+            validation: a fixed batched observation to validate on, or a pair ``(obs, truth)`` (aged CSI:
+                scored on the truth); default ``sampler(val_size)`` drawn once (with the truth when
+                :func:`imperfect_csi`).
             callback: a :class:`solvers.training.Callback`, a callable ``fn(step, logs)`` called after each
                 validation, or a list of them; returning ``False`` stops training.
 
@@ -421,7 +465,9 @@ class LearnedSolver(Solver):
         return None
 
     def start_training(self, sampler: Sampler, validation: Mapping[str, np.ndarray]) -> None:
-        """Per-fit set-up after the model is initialised, before the step-0 validation. Default: nothing."""
+        """Per-fit set-up after the model is initialised, before the step-0 validation. ``validation`` is the
+        checked validation batch; with imperfect CSI it also holds the checked truth under ``"truth"``.
+        Default: nothing."""
 
     def observation_tensors(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
         """A batched observation, checked (:func:`check_power_obs`), as tensors in the model's dtype and
@@ -432,14 +478,24 @@ class LearnedSolver(Solver):
         return to_torch({**extras, **checked}, dtype=self.dtype, device=self.device)
 
     def training_batch(self, sampler: Sampler, step: int) -> Any:
-        """The batch of training step ``step`` (default: ``sampler(batch_size)`` as checked tensors)."""
-        return self.observation_tensors(sampler(self.batch_size), f"{type(self).__name__}.fit: sampler output")
+        """The batch of training step ``step`` (default: ``sampler(batch_size)`` as checked tensors). With
+        aged or noisy CSI (:func:`imperfect_csi`) it is drawn with ``with_truth=True`` and carries the true
+        current channel, checked the same way, as ``batch["truth"]`` (a dict of tensors)."""
+        who = f"{type(self).__name__}.fit: sampler output"
+        if imperfect_csi(sampler):
+            obs, truth = sampler(self.batch_size, with_truth=True)
+            batch = self.observation_tensors(obs, who)
+            batch["truth"] = self.observation_tensors(truth, f"{who} (truth)")
+            return batch
+        return self.observation_tensors(sampler(self.batch_size), who)
 
     def loss(self, batch: Any) -> torch.Tensor:
         """The scalar to minimise on a training batch (default: minus the mean weighted sum rate of
-        :meth:`forward`, the unsupervised loss)."""
+        :meth:`forward`, the unsupervised loss). The network sees the batch's own keys; the rates are
+        scored on ``batch["truth"]`` when the batch carries it (aged or noisy CSI), else on the batch."""
         power = self.forward(batch)
-        return -weighted_sum_rate_torch(batch["gain"], power, batch["noise"], batch["weight"]).mean()
+        scored = batch.get("truth", batch)
+        return -weighted_sum_rate_torch(scored["gain"], power, scored["noise"], scored["weight"]).mean()
 
     def validation_metrics(self) -> dict[str, float]:
         """Extra numbers logged at every validation (history lists of the same names). Default: none."""

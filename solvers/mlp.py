@@ -65,7 +65,8 @@ import torch.nn.functional as F
 
 from l2o_env.validation import choice, integer, real
 from solvers.base import check_power_obs
-from solvers.learned import LearnedSolver, describe_training, shipped_checkpoints, to_torch, wmmse_reference
+from solvers.learned import (LearnedSolver, describe_training, imperfect_csi, shipped_checkpoints, to_torch,
+                             wmmse_reference)
 
 __all__ = ["MLPSolver", "MLPConfig"]
 
@@ -207,6 +208,14 @@ class MLPSolver(LearnedSolver):
     the ratio to WMMSE (of the rounded outputs when ``round_output``) selects the weights kept. History
     extra ``label_time``: seconds spent computing WMMSE labels; meta extra ``round_output``. ``fit`` sizes
     a fresh model to the sampler's K (and N); a loaded or fitted one must match.
+
+    Aged or noisy CSI (the sampler's ``csi_delay`` or ``csi_error`` > 0): the input is the observed channel
+    and the label is WMMSE's powers on the TRUE current channel (the validation labels too; the validation
+    ratio is then scored on the truth, against WMMSE on the truth). Imitating WMMSE on the observation could
+    at best reproduce WMMSE on the aged CSI; regressing the genie's powers on what is observed learns their
+    conditional mean given the observation, which uses what the observation tells about the current
+    channel. The supervised loss does not see rates, so this is not the WSR-optimal decision under the
+    uncertainty (the unsupervised solvers maximise the WSR on the truth directly).
     """
 
     name = "mlp"
@@ -301,14 +310,18 @@ class MLPSolver(LearnedSolver):
                              f"the sampler gives K = {k}, N = {n}. Start from a fresh MLPSolver to train another size")
         self.config = dataclasses.replace(cfg, **want)  # fit builds the fresh model for this config
 
-    def _labelled(self, obs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, WMMSE powers / pmax) of a batch, labels computed in chunks of ``label_chunk``."""
+    def _labelled(self, obs: Mapping[str, np.ndarray],
+                  truth: Mapping[str, np.ndarray] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features of ``obs``, WMMSE powers / pmax) of a batch, labels computed in chunks of ``label_chunk``
+        on ``truth`` when given (aged or noisy CSI: WMMSE on the true channel), else on ``obs``."""
         cfg = self.config
         n = np.shape(obs["gain"])[0]
         feats, labels = [], []
         for s in range(0, n, cfg.label_chunk):
-            chunk = {k: np.asarray(v)[s:s + cfg.label_chunk] for k, v in obs.items()}
-            power, _ = wmmse_reference(chunk)
+            chunk = {k: np.asarray(v)[s:s + cfg.label_chunk] for k, v in obs.items() if k != "truth"}
+            label_src = chunk if truth is None else \
+                {k: np.asarray(truth[k])[s:s + cfg.label_chunk] for k in ("gain", "noise", "pmax", "weight")}
+            power, _ = wmmse_reference(label_src)
             pmax = np.asarray(chunk["pmax"], dtype=np.float64)
             labels.append(torch.as_tensor(np.divide(power, pmax, out=np.zeros_like(power), where=pmax > 0),
                                           dtype=torch.float32))
@@ -316,10 +329,17 @@ class MLPSolver(LearnedSolver):
                 feats.append(self.features(to_torch(chunk, dtype=torch.float32)))
         return torch.cat(feats).to(self.device), torch.cat(labels).to(self.device)
 
-    def _draw(self, sampler, n: int) -> dict[str, np.ndarray]:
-        obs = sampler(n)
-        batch = check_power_obs(obs, batched=True, who="MLPSolver.fit: sampler output")
-        return {**{k: np.asarray(v) for k, v in obs.items() if k not in batch}, **batch}
+    def _draw(self, sampler, n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        """``n`` checked samples and, with imperfect CSI, their checked truth (else ``None``)."""
+        who = "MLPSolver.fit: sampler output"
+        truth = None
+        if imperfect_csi(sampler):
+            obs, truth = sampler(n, with_truth=True)
+            truth = check_power_obs(truth, batched=True, who=f"{who} (truth)")
+        else:
+            obs = sampler(n)
+        batch = check_power_obs(obs, batched=True, who=who)
+        return {**{k: np.asarray(v) for k, v in obs.items() if k not in batch}, **batch}, truth
 
     def make_optimizer(self, steps: int) -> torch.optim.Optimizer:
         return torch.optim.RMSprop(self.model.parameters(), lr=self.config.lr, alpha=self.config.rms_alpha)
@@ -334,7 +354,7 @@ class MLPSolver(LearnedSolver):
 
     def start_training(self, sampler, validation: Mapping[str, np.ndarray]) -> None:
         t = time.perf_counter()
-        self._val_xy = self._labelled(validation)
+        self._val_xy = self._labelled(validation, validation.get("truth"))
         self._pool = None  # (x, y, permutation, position, epochs left)
         self._label_time = time.perf_counter() - t
 
@@ -345,7 +365,7 @@ class MLPSolver(LearnedSolver):
             epochs_left = 0 if pool is None else pool[4]
             if pool is None or (epochs_left == 0 and cfg.pool_epochs > 0):
                 t = time.perf_counter()
-                x, y = self._labelled(self._draw(sampler, cfg.pool_size))
+                x, y = self._labelled(*self._draw(sampler, cfg.pool_size))
                 self._label_time += time.perf_counter() - t
                 epochs_left = cfg.pool_epochs
             else:

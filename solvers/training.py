@@ -21,9 +21,11 @@ hook                                          role
                                               WCGCN: cosine decay per step)
 ``start_training(sampler, validation)``       per-fit set-up after the initialisation (MLP: WMMSE labels;
                                               WCGCN: feature normalisation of a fresh model)
-``training_batch(sampler, step)``             one batch [``sampler(batch_size)``, checked, as tensors]
+``training_batch(sampler, step)``             one batch [``sampler(batch_size)``, checked, as tensors; with
+                                              imperfect CSI plus ``batch["truth"]``, below]
 ``loss(batch)``                               scalar tensor to minimise [minus the mean weighted sum rate of
-                                              ``forward``] (MLP: MSE to WMMSE's powers)
+                                              ``forward``, scored on ``batch.get("truth", batch)``] (MLP: MSE
+                                              to WMMSE's powers)
 ``validation_metrics()``                      extra per-validation numbers [none] (MLP: ``val_mse``)
 ``end_training()``                            extra history entries, frees per-fit state [none]
 ``training_meta()``                           extra :attr:`meta` entries [none]
@@ -37,6 +39,20 @@ validation batch (the solver's own ``act_batch`` output, e.g. the MLP's rounded 
 WSR on it is computed once). The weights (and buffers) with the best validation ratio are kept at the
 end, the step-0 weights included, so ``fit`` never returns a model worse on its validation batch than
 the one it started from.
+
+Aged or noisy CSI (the sampler's env has ``csi_delay > 0`` or ``csi_error > 0``,
+:func:`solvers.learned.imperfect_csi`): the network sees the observation, the loss and the validation score
+the true current channel. The loop draws ``sampler(B, with_truth=True)`` (``(obs, truth)``, see
+:class:`l2o_env.data.ObservationSampler`) for the validation batch and, through the default
+``training_batch``, for every training batch, which then carries the checked truth tensors as
+``batch["truth"]`` (a dict of the same keys, the current slot without a history); a loss computes the
+network's output from the batch's own keys and scores it on ``batch.get("truth", batch)``. The validation
+ratio is the solver's mean WSR (acting on the observation, scored on the truth) over WMMSE's on the TRUE
+channel, the genie reference of ``l2o eval`` with imperfect CSI (history and meta ``reference``:
+``"wmmse (perfect CSI)"``; ``"wmmse"`` otherwise). ``validation=`` may then be a pair ``(obs, truth)``
+(a plain observation is scored on itself). ``start_training`` receives the validation batch with its
+truth under ``"truth"``. With perfect CSI nothing of this happens: the batches, the losses and the fit are
+those of before.
 
 Fit on a loaded or already fitted model (one rule for every solver). A model that was loaded
 (``pretrained=``, ``checkpoint=``, :meth:`load`) or fitted before CONTINUES from its weights and its
@@ -57,6 +73,8 @@ History (the dict ``fit`` returns; one schema for every solver):
   kept;
 - ``wall_time``, ``cpu_time``: seconds of this fit (``time.perf_counter`` / ``time.process_time``, all
   threads of the process);
+- ``reference`` (str): what the validation ratio divides by, ``"wmmse"`` or (imperfect CSI, validation
+  with truth) ``"wmmse (perfect CSI)"``;
 - ``stopped_early`` (bool) and ``stop_reason`` (``None``, ``"patience"`` or ``"callback"``);
 - ``skipped_steps`` (int): optimiser steps skipped for a non-finite gradient (``skip_nonfinite``);
 - solver extras: per-validation lists from ``validation_metrics`` (MLP ``val_mse``) and the entries of
@@ -71,9 +89,12 @@ Meta (written into ``solver.meta`` by ``fit``, saved with the checkpoint):
 - ``seed`` (of the last fit), ``sampler_seed`` (the sampler's ``seed`` attribute or ``None``);
 - ``val_ratio_to_wmmse``, ``val_size``, ``best_step``, ``wall_time``: of the last fit (its history's
   ``best_val_ratio``, the validation batch's size, ``best_step`` and ``wall_time``);
+- ``reference`` (of the last fit's validation ratio, as in the history);
 - ``skipped_steps`` (of the last fit), plus the solver's ``training_meta`` (MLP ``round_output``).
 
-Keys of the former per-solver schemas (``train_steps``, ``val_ratio``, ``config``) are removed by a fit.
+Keys of the former per-solver schemas (``train_steps``, ``val_ratio``, ``config``) are removed by a fit, and
+so are the keys it makes stale, ``eval`` and ``command`` (an evaluation of the earlier weights, the command
+that trained them; ``l2o train`` and the example scripts write both after ``fit``).
 
 Callbacks (stable-baselines3 style): ``callback=`` takes a :class:`Callback`, a plain callable or a list
 of them. :meth:`Callback.on_step` runs after every optimiser step, :meth:`Callback.on_validation` after
@@ -100,15 +121,21 @@ from l2o_env.problems import Problem, get_problem, problem_of_obs
 if TYPE_CHECKING:  # pragma: no cover
     from solvers.learned import LearnedSolver
 
-__all__ = ["train", "Callback", "CallbackList", "FunctionCallback", "as_callback", "HISTORY_KEYS", "META_KEYS"]
+__all__ = ["train", "Callback", "CallbackList", "FunctionCallback", "as_callback", "HISTORY_KEYS", "META_KEYS",
+           "GENIE_REFERENCE"]
 
 #: keys every history has (solver extras come on top)
 HISTORY_KEYS = ("step", "loss", "val_step", "val_ratio", "lr", "best_val_ratio", "best_step", "wall_time", "cpu_time",
-                "stopped_early", "stop_reason", "skipped_steps")
+                "stopped_early", "stop_reason", "skipped_steps", "reference")
 #: keys every fit writes into ``solver.meta`` (solver extras come on top)
 META_KEYS = ("env_id", "env_kwargs", "steps", "seed", "sampler_seed", "val_ratio_to_wmmse", "val_size", "best_step",
-             "wall_time", "skipped_steps")
+             "wall_time", "skipped_steps", "reference")
+#: the ``reference`` of a validation scored on the true channel (imperfect CSI): WMMSE on the truth
+GENIE_REFERENCE = "wmmse (perfect CSI)"
 _LEGACY_META = ("train_steps", "val_ratio", "config")
+#: meta a fit makes stale (an evaluation of the weights before it; the command that trained them): scripts
+#: write them after ``fit``
+_STALE_META = ("eval", "command")
 
 
 class Callback:
@@ -197,6 +224,20 @@ def _checked_obs(raw: Any, who: str, families: Iterable[str]) -> tuple[Problem, 
     return problem, {**{k: np.asarray(v) for k, v in raw.items() if k not in checked}, **checked}
 
 
+def _checked_truth(raw: Any, who: str, problem: Problem, obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The truth of a checked observation ``obs``: a dict with ``problem``'s keys, checked, whose batch size and
+    channel shape are ``obs``'s."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{who}: the truth must be a dict of batched arrays (the observation's keys), got "
+                         f"{type(raw).__name__}")
+    checked = problem.check_obs(raw, batched=True, who=who)
+    for key in checked:
+        if key in obs and np.shape(checked[key]) != np.shape(obs[key]):
+            raise ValueError(f"{who}: truth[{key!r}] has shape {np.shape(checked[key])}, the observation's "
+                             f"{np.shape(obs[key])}; the truth must be the same slots as the observation")
+    return {**{k: np.asarray(v) for k, v in raw.items() if k not in checked}, **checked}
+
+
 def _scenario(sampler: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
     """``(env_id, env_kwargs)`` of the sampler, else what meta already says, else ``None``."""
     env_id = getattr(sampler, "env_id", None)
@@ -213,7 +254,7 @@ def _scenario(sampler: Any, meta: Mapping[str, Any]) -> tuple[Any, Any]:
 
 
 def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndarray]], *, steps: int | None = None,
-          seed: int = 0, progress: bool = True, validation: Mapping[str, np.ndarray] | None = None,
+          seed: int = 0, progress: bool = True, validation: Any = None,
           callbacks: Any = None) -> dict:
     """Train ``solver`` on ``sampler``'s observations; returns the history (schemas in the module docstring).
 
@@ -224,7 +265,9 @@ def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndar
         steps: optimiser steps, an integer >= 0 (default ``solver.default_steps``); 0 only validates.
         seed: seeds torch: the initial weights of a fresh model and any random draw of the fit.
         progress: a tqdm bar on stderr with the loss and the validation ratio.
-        validation: a fixed batched observation to validate on; default ``sampler(solver.val_size)``, drawn once.
+        validation: a fixed batched observation to validate on, or a pair ``(obs, truth)`` (scored on the truth,
+            ratio to WMMSE on the truth); default ``sampler(solver.val_size)`` drawn once (with the truth when
+            the sampler's CSI is imperfect).
         callbacks: a :class:`Callback`, a callable ``fn(step, logs)`` (called after each validation) or a list
             of them; returning ``False`` stops training.
 
@@ -235,7 +278,7 @@ def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndar
     """
     from tqdm.auto import tqdm
 
-    from solvers.learned import reference_wsr
+    from solvers.learned import imperfect_csi, reference_wsr
 
     owner = f"{type(solver).__name__}.fit"
     steps = solver.default_steps if steps is None else steps
@@ -251,9 +294,22 @@ def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndar
 
     t0, c0 = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
-    raw_val = sampler(solver.val_size) if validation is None else validation
-    val_problem, val = _checked_obs(raw_val, f"{owner}: validation" if validation is not None else
-                                    f"{owner}: sampler output", type(solver).problems)
+    raw_truth = None
+    if validation is None:
+        if imperfect_csi(sampler):  # aged or noisy CSI: validate on the true channel
+            raw_val, raw_truth = sampler(solver.val_size, with_truth=True)
+        else:
+            raw_val = sampler(solver.val_size)
+    elif isinstance(validation, (tuple, list)):
+        if len(validation) != 2:
+            raise ValueError(f"{owner}: validation must be an observation dict or a pair (obs, truth), got a "
+                             f"{type(validation).__name__} of length {len(validation)}")
+        raw_val, raw_truth = validation
+    else:
+        raw_val = validation
+    who = f"{owner}: validation" if validation is not None else f"{owner}: sampler output"
+    val_problem, val = _checked_obs(raw_val, who, type(solver).problems)
+    val_truth = None if raw_truth is None else _checked_truth(raw_truth, f"{who} (truth)", val_problem, val)
     solver.adapt_to(val)
 
     # --- the one initialisation rule -------------------------------------------------------------
@@ -264,14 +320,16 @@ def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndar
         solver.model = solver.build().to(solver.device)
     solver._trained = True  # from here on the model may act (validation acts)
 
-    solver.start_training(sampler, val)
+    solver.start_training(sampler, val if val_truth is None else {**val, "truth": val_truth})
     optimizer = solver.make_optimizer(steps)
     scheduler = solver.make_scheduler(optimizer, steps)
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
 
     hist: dict[str, Any] = {"step": [], "loss": [], "val_step": [], "val_ratio": [], "lr": []}
-    reference = reference_wsr(val)  # WMMSE on the fixed validation batch, once
+    # WMMSE on the fixed validation batch, once: on the true channel when there is one (the genie)
+    reference = reference_wsr(val if val_truth is None else val_truth)
+    reference_name = "wmmse" if val_truth is None else GENIE_REFERENCE
     best = {"ratio": -math.inf, "step": 0, "state": None}
     since_best, skipped, stop_reason = 0, 0, None
     run_loss, run_n = 0.0, 0
@@ -279,7 +337,8 @@ def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndar
     def validate(step: int) -> dict:
         nonlocal since_best, run_loss, run_n
         solver.model.eval()
-        ratio = solver.ratio_to_wmmse(val, reference)
+        ratio = solver.ratio_to_wmmse(val, reference) if val_truth is None else \
+            solver.ratio_to_wmmse(val, reference, truth=val_truth)
         extras = solver.validation_metrics()
         lr = float(optimizer.param_groups[0]["lr"])
         hist["val_step"].append(step)
@@ -348,17 +407,18 @@ def train(solver: "LearnedSolver", sampler: Callable[[int], Mapping[str, np.ndar
     solver.model.eval()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     hist.update(best_val_ratio=best["ratio"], best_step=best["step"], wall_time=wall, cpu_time=cpu,
-                stopped_early=stop_reason is not None, stop_reason=stop_reason, skipped_steps=skipped, **extras)
+                stopped_early=stop_reason is not None, stop_reason=stop_reason, skipped_steps=skipped,
+                reference=reference_name, **extras)
 
     env_id, env_kwargs = _scenario(sampler, solver.meta)
-    for key in _LEGACY_META:
+    for key in _LEGACY_META + _STALE_META:
         solver.meta.pop(key, None)
     sampler_seed = getattr(sampler, "seed", None)
     solver.meta.update(
         env_id=env_id, env_kwargs=env_kwargs, steps=previous_steps + len(hist["step"]), seed=seed,
         sampler_seed=int(sampler_seed) if isinstance(sampler_seed, (int, np.integer)) else None,
         val_ratio_to_wmmse=best["ratio"], val_size=val_problem.batch_size(val), best_step=best["step"], wall_time=wall,
-        skipped_steps=skipped, **solver.training_meta())
+        skipped_steps=skipped, reference=reference_name, **solver.training_meta())
     if callback is not None:
         callback.on_train_end(hist)
     return hist

@@ -188,11 +188,13 @@ class UnfoldedWMMSE(LearnedSolver):
         return to_torch({k: checked[k] for k in self.input_keys}, dtype=self.dtype, device=self.device)
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Loss (14): minus the weighted sum rate summed over the layers, averaged over the batch."""
+        """Loss (14): minus the weighted sum rate summed over the layers, averaged over the batch; scored on
+        ``batch["truth"]`` (the true current channel) when the batch carries it (aged or noisy CSI)."""
         problem = get_problem("beamforming")
+        scored = batch.get("truth", batch)
         total = 0.0
         for v in self.forward_layers(batch):
-            total = total + (batch["weight"] * problem.rates_torch(batch, v)).sum(-1).mean()
+            total = total + (scored["weight"] * problem.rates_torch(scored, v)).sum(-1).mean()
         return -total
 
 

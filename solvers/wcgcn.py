@@ -460,11 +460,13 @@ class WCGCN(LearnedSolver):
         return to_torch({**extras, **checked}, dtype=self.dtype, device=self.device)
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Minus the mean weighted sum rate of :meth:`forward` (the problem's differentiable rates)."""
+        """Minus the mean weighted sum rate of :meth:`forward` (the problem's differentiable rates), scored on
+        ``batch["truth"]`` (the true current channel) when the batch carries it (aged or noisy CSI)."""
         if not self.beamforming:
             return super().loss(batch)
-        rates = get_problem("beamforming").rates_torch(batch, self.forward(batch))
-        return -(batch["weight"] * rates).sum(-1).mean()
+        scored = batch.get("truth", batch)
+        rates = get_problem("beamforming").rates_torch(scored, self.forward(batch))
+        return -(scored["weight"] * rates).sum(-1).mean()
 
     def start_training(self, sampler, validation) -> None:
         self._first_batch = self.training_batch(sampler, 0)

@@ -24,11 +24,11 @@ def plain_obs(batch=2, k=4, seed=0):
 # --- the shipped list ------------------------------------------------------------------------------
 def test_shipped_checkpoints_list_every_file_default_first_with_its_scenario():
     entries = shipped_checkpoints("wcgcn")
-    assert [e["tag"] for e in entries] == ["default", "bf", "d2d-random", "ic10"]
-    assert [e["pretrained"] for e in entries] == [True, "bf", "d2d-random", "ic10"]
+    assert [e["tag"] for e in entries] == ["default", "bf", "d2d-aged", "d2d-random", "ic10", "ic10-aged"]
+    assert [e["pretrained"] for e in entries] == [True, "bf", "d2d-aged", "d2d-random", "ic10", "ic10-aged"]
     assert all(e["path"].exists() for e in entries)
     assert entries[0]["env_id"] == "PowerControl-D2D-v0" and entries[0]["env_kwargs"] == {"num_links": 50}
-    assert entries[3]["env_kwargs"] == {"num_links": 10, "snr_db": 10}
+    assert entries[4]["env_kwargs"] == {"num_links": 10, "snr_db": 10}
     assert entries[1]["env_id"] == "Beamforming-D2D-v0"
     assert all(isinstance(e["command"], str) for e in entries)
     assert [e["tag"] for e in shipped_checkpoints("mlp")] == ["default", "ic10"]
@@ -43,7 +43,7 @@ def test_shipped_checkpoints_read_each_file_once(monkeypatch):
     first = shipped_checkpoints("uwmmse")
     first[0]["env_kwargs"]["num_links"] = 999  # the caller's copy: the cache stays as read
     again = shipped_checkpoints("uwmmse")
-    assert len(calls) == 2 and again[0]["env_kwargs"]["num_links"] == 20
+    assert len(calls) == len(first) == 3 and again[0]["env_kwargs"]["num_links"] == 20
 
 
 def test_describe_training():
@@ -51,7 +51,8 @@ def test_describe_training():
         == "PowerControl-IC-v0(num_links=10, snr_db=10)"
     assert describe_training({"env_id": "PowerControl-IMAC-v0", "env_kwargs": {}}) == "PowerControl-IMAC-v0"
     assert describe_training({"steps": 3}) == "unknown scenario"
-    assert describe_training(shipped_checkpoints("uwmmse")[1]) == "PowerControl-AdHoc-v0(num_links=20, topology=fixed)"
+    fixed = next(e for e in shipped_checkpoints("uwmmse") if e["tag"] == "fixed")
+    assert describe_training(fixed) == "PowerControl-AdHoc-v0(num_links=20, topology=fixed)"
 
 
 # --- selection -------------------------------------------------------------------------------------

@@ -171,6 +171,7 @@ def test_fit_on_a_loaded_checkpoint_does_not_lower_its_ratio(name, tag, env_id, 
     assert min(hist["val_ratio"]) >= 0.98 * before_val  # training went on from the loaded weights
     assert solver.ratio_to_wmmse(test) >= 0.98 * before_test
     assert solver.meta["steps"] == shipped_steps + steps and "train_steps" not in solver.meta
+    assert "command" not in solver.meta and "eval" not in solver.meta  # they were of the loaded weights
     if hist["best_step"] == 0:
         for key, value in buffers.items():  # e.g. WCGCN's normalisation
             assert torch.equal(value, dict(solver.model.named_buffers())[key]), key
