@@ -10,9 +10,10 @@ precoders' ratios beside it.
 
     # the shipped checkpoints (small scale, low and high interference; widths below the paper's, see
     # benchmarks/RESULTS.md)
-    python examples/train_structured_net.py --env-kwargs interference=low --steps 2000 \
+    python examples/train_structured_net.py --env-kwargs interference=low --steps 1500 --threads 1 \
         --solver-kwargs batch_size=64,left_hidden=128,precoder_embed=64,channel_embed=64,init_hidden=128 \
         --out solvers/checkpoints/structured_net.pt
+    # interference=high ... --out solvers/checkpoints/structured_net-small-high.pt
 
 The exact command is stored in the checkpoint's ``meta["command"]``; ``l2o train structured_net --env
 Beamforming-IBC-v0 --env-kwargs scale=moderate`` trains the other scales.
