@@ -32,7 +32,6 @@ reference are the family's (``solvers.make`` dispatches on the observation). ``-
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime
 import json
 import os
@@ -48,20 +47,7 @@ import torch  # noqa: E402
 import solvers  # noqa: E402
 from l2o_env.data import ObservationSampler  # noqa: E402
 from l2o_env.problems import problem_of_obs  # noqa: E402
-
-
-def parse_kv(text: str) -> dict:
-    """``"a=1,b=x"`` -> ``{"a": 1, "b": "x"}`` (values as Python literals where they parse)."""
-    out = {}
-    for item in filter(str.strip, (text or "").split(",")):
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val.strip()
-    return out
+from l2o_env.evaluation import parse_kwargs as parse_kv  # KEY=VALUE,... as `l2o` parses it  # noqa: E402
 
 
 def pretrained_value(text: str | None):

@@ -20,7 +20,6 @@ acted on the observation.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import l2o_env  # noqa: F401  (registers the env IDs)
 import solvers
 from l2o_env.envs import true_observation
 from l2o_env.envs.render import save_gif
+from l2o_env.evaluation import parse_kwargs  # KEY=VALUE,... as `l2o` parses it
 
 
 @dataclass
@@ -61,19 +61,6 @@ class Args:
     """also run the solver on the true current channel and report the rate that aging loses"""
     out: str = "runs/mobility.gif"
     """where the GIF goes"""
-
-
-def parse_kwargs(text: str) -> dict:
-    out = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val.strip()
-    return out
 
 
 def parse_args(argv=None) -> Args:

@@ -21,7 +21,6 @@ The exact command is stored in the checkpoint's ``meta["command"]``.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import os
@@ -40,6 +39,7 @@ from l2o_env.data import ObservationSampler  # noqa: E402
 from l2o_env.rates import weighted_sum_rate  # noqa: E402
 from solvers.learned import wmmse_reference  # noqa: E402
 from solvers.mlp import MLPSolver  # noqa: E402
+from l2o_env.evaluation import parse_kwargs as parse_kv  # KEY=VALUE,... as `l2o` parses it  # noqa: E402
 
 # Solver settings of the shipped checkpoints; "paper" is Sun et al.'s setup as far as it is stated.
 PRESETS = {
@@ -79,30 +79,6 @@ class Args:
     """checkpoint path (default runs/{env}__mlp__{seed}__{time}.pt)"""
     progress: bool = True
     """tqdm progress bar on stderr"""
-
-
-def parse_kv(text: str) -> dict:
-    """``"a=1,hidden=(200,80,80)"`` -> ``{"a": 1, "hidden": (200, 80, 80)}`` (commas inside brackets kept)."""
-    out, depth, cur = {}, 0, ""
-    items = []
-    for ch in text:
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            items.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    items.append(cur)
-    for item in filter(str.strip, items):
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val.strip()
-    return out
 
 
 def parse_args(argv=None) -> Args:

@@ -22,7 +22,6 @@ Beamforming-IBC-v0 --env-kwargs scale=moderate`` trains the other scales.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import os
 import shlex
@@ -39,6 +38,7 @@ import solvers  # noqa: E402
 from l2o_env.data import ObservationSampler  # noqa: E402
 from l2o_env.problems import get_problem  # noqa: E402
 from solvers.structured_net import StructuredNet  # noqa: E402
+from l2o_env.evaluation import parse_kwargs as parse_kv  # KEY=VALUE,... as `l2o` parses it  # noqa: E402
 
 
 @dataclass
@@ -65,20 +65,6 @@ class Args:
     """tqdm progress bar on stderr"""
     checkpoint: str = ""
     """evaluate this checkpoint instead of training one (scenario from its meta unless --env-kwargs is given)"""
-
-
-def parse_kv(text: str) -> dict:
-    """``"a=1,b=x"`` -> ``{"a": 1, "b": "x"}`` (values as Python literals where they parse)."""
-    out = {}
-    for item in filter(str.strip, text.split(",")):
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val.strip()
-    return out
 
 
 def parse_args(argv=None) -> Args:

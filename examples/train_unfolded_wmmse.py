@@ -27,7 +27,6 @@ checkpoint's ``meta["command"]``.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import os
 import shlex
@@ -43,6 +42,7 @@ import solvers  # noqa: E402
 from l2o_env.data import ObservationSampler  # noqa: E402
 from l2o_env.problems import get_problem  # noqa: E402
 from solvers.unfolded_wmmse import UnfoldedWMMSE  # noqa: E402
+from l2o_env.evaluation import parse_kwargs as parse_kv  # KEY=VALUE,... as `l2o` parses it  # noqa: E402
 
 
 @dataclass
@@ -73,20 +73,6 @@ class Args:
     """iterations of the truncated WMMSE rows, comma-separated (default: the network's num_layers)"""
     converged: str = "max_iter=2000,tol=1e-7"
     """wmmse keyword arguments of the converged reference (the denominator of the ratios)"""
-
-
-def parse_kv(text: str) -> dict:
-    """``"a=1,b=x"`` -> ``{"a": 1, "b": "x"}`` (values as Python literals where they parse)."""
-    out = {}
-    for item in filter(str.strip, text.split(",")):
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val.strip()
-    return out
 
 
 def parse_args(argv=None) -> Args:

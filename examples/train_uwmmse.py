@@ -28,7 +28,6 @@ The exact command is stored in the checkpoint's ``meta["command"]``.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import os
@@ -49,6 +48,7 @@ from l2o_env.rates import weighted_sum_rate  # noqa: E402
 from solvers.learned import to_torch, wmmse_reference  # noqa: E402
 from solvers.uwmmse import UWMMSE  # noqa: E402
 from solvers.wmmse_core import wmmse_run  # noqa: E402
+from l2o_env.evaluation import parse_kwargs as parse_kv  # KEY=VALUE,... as `l2o` parses it  # noqa: E402
 
 
 @dataclass
@@ -82,20 +82,6 @@ class Args:
     """checkpoint path (default runs/{env}__uwmmse__{seed}__{time}.pt)"""
     progress: bool = True
     """tqdm progress bar on stderr"""
-
-
-def parse_kv(text: str) -> dict:
-    """``"a=1,b=x"`` -> ``{"a": 1, "b": "x"}`` (values as Python literals where they parse)."""
-    out = {}
-    for item in filter(str.strip, text.split(",")):
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val.strip()
-    return out
 
 
 def parse_floats(text: str) -> list[float]:
