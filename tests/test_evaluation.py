@@ -345,7 +345,8 @@ def test_user_mistakes_raise_config_error(kwargs, match):
 @pytest.mark.parametrize(
     "text, value",
     [("12", 12), ("-3", -3), ("2.5", 2.5), ("2.4e9", 2.4e9), ("True", True), ("false", False), ("none", None),
-     ("None", None), ("10:50", (10.0, 50.0)), ("uniform", "uniform"), ("proportional_fair", "proportional_fair")],
+     ("None", None), ("10:50", (10.0, 50.0)), ("uniform", "uniform"), ("proportional_fair", "proportional_fair"),
+     ("(200,80,80)", (200, 80, 80)), ("[1, 2.5]", (1, 2.5)), ("(bad", "(bad")],
 )
 def test_parse_value(text, value):
     assert parse_value(text) == value and type(parse_value(text)) is type(value)
@@ -354,6 +355,9 @@ def test_parse_value(text, value):
 def test_parse_kwargs_sweep_and_solver_kwargs():
     assert parse_kwargs("num_cells=3, num_links=12,pair_distance=10:50") == {
         "num_cells": 3, "num_links": 12, "pair_distance": (10.0, 50.0)}
+    assert parse_kwargs("hidden=(8,8),pool_size=300,widths=[1,2]") == {  # commas inside brackets stay
+        "hidden": (8, 8), "pool_size": 300, "widths": (1, 2)}
+    assert parse_solver_kwargs("mlp.hidden=(8,8),wmmse.max_iter=50") == {"mlp": {"hidden": (8, 8)}, "wmmse": {"max_iter": 50}}
     assert parse_sweep("speed=0,3,30") == {"speed": [0, 3, 30]}
     assert parse_sweep("speed=none,3") == {"speed": [None, 3]}
     assert parse_sweep(None) is None

@@ -10,6 +10,8 @@ text                   value
 ``true`` / ``false``   ``bool`` (any case)
 ``none`` / ``null``    ``None`` (e.g. ``speed=none``: i.i.d. slots)
 ``10:50``              ``tuple`` of floats ``(10.0, 50.0)`` (e.g. ``pair_distance=10:50``)
+``(64,32)``, ``[1,2]``  ``tuple`` of Python literals (e.g. ``hidden=(200,80,80)``; commas inside brackets
+                       do not separate pairs)
 anything else          ``str`` (e.g. ``weights=uniform``, ``topology=fixed``)
 =====================  ====================================================================
 
@@ -19,6 +21,7 @@ separated by commas: ``speed=0,3,30``.
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 __all__ = ["ConfigError", "parse_value", "parse_kwargs", "parse_solver_kwargs", "parse_sweep"]
@@ -32,8 +35,15 @@ class ConfigError(ValueError):
 
 
 def parse_value(text: str) -> Any:
-    """Parse one value: int, float, bool, None, ``a:b`` tuple of floats, else the string itself."""
+    """Parse one value: int, float, bool, None, ``a:b`` tuple of floats, ``(..)``/``[..]`` tuple of literals,
+    else the string itself."""
     s = text.strip()
+    if s and s[0] in "([" and s[-1] in ")]":
+        try:
+            value = ast.literal_eval(s)
+        except (ValueError, SyntaxError):
+            return s
+        return tuple(value) if isinstance(value, (list, tuple)) else value
     low = s.lower()
     if low in ("none", "null"):
         return None
@@ -62,7 +72,7 @@ def parse_kwargs(text: str | None, *, flag: str = "--env-kwargs") -> dict[str, A
     if text is None or not text.strip():
         return {}
     out: dict[str, Any] = {}
-    for item in text.split(","):
+    for item in _split_top_level(text):
         item = item.strip()
         if not item:
             continue
@@ -76,6 +86,21 @@ def parse_kwargs(text: str | None, *, flag: str = "--env-kwargs") -> dict[str, A
             raise ConfigError(f"{flag}: {key!r} given twice in {text!r}")
         out[key] = parse_value(val)
     return out
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets: ``"a=(1,2),b=3"`` -> ``["a=(1,2)", "b=3"]``."""
+    items, depth, cur = [], 0, []
+    for ch in text:
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if ch == "," and depth <= 0:
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    items.append("".join(cur))
+    return items
 
 
 def parse_solver_kwargs(text: str | None) -> dict[str, dict[str, Any]]:
