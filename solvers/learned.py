@@ -31,7 +31,7 @@ import torch
 
 from l2o_env.problems import problem_of_obs
 from l2o_env.rates import weighted_sum_rate_torch
-from solvers.base import Solver, check_power_obs
+from solvers.base import Solver
 from solvers.wmmse import resolve_device
 from solvers.wmmse_core import wmmse_run
 
@@ -470,9 +470,9 @@ class LearnedSolver(Solver):
         Default: nothing."""
 
     def observation_tensors(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
-        """A batched observation, checked (:func:`check_power_obs`), as tensors in the model's dtype and
-        device; keeps the extra keys :attr:`input_keys` names (positions)."""
-        checked = check_power_obs(raw, batched=True, who=who)
+        """A batched observation, checked by its problem family (:meth:`problem_for`), as tensors in the
+        model's dtype and device; keeps the extra keys :attr:`input_keys` names (positions)."""
+        checked = self.problem_for(raw).check_obs(raw, batched=True, who=who)
         keys = self.input_keys
         extras = {k: raw[k] for k in raw if k not in checked and (keys is None or k in keys)}
         return to_torch({**extras, **checked}, dtype=self.dtype, device=self.device)

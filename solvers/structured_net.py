@@ -88,7 +88,7 @@ from torch.nn import functional as F
 
 from l2o_env.problems import get_problem
 from l2o_env.validation import integer, real
-from solvers.learned import LearnedSolver, to_torch
+from solvers.learned import LearnedSolver
 
 __all__ = ["StructuredNetConfig", "StructuredNet", "StructuredNetModel", "lifting_matrix", "paper_widths"]
 
@@ -454,11 +454,6 @@ class StructuredNet(LearnedSolver):
             self._check_shape(np.shape(validation["channel"])[-5:-1])
             return
         self.config = dataclasses.replace(self.config, num_antennas=nt, num_rx_antennas=nr, num_links=k)
-
-    def observation_tensors(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
-        """A batched beamforming observation, checked by the problem, as tensors in the model's dtype."""
-        checked = self.problem_for(raw).check_obs(raw, batched=True, who=who)
-        return to_torch({k: checked[k] for k in self.input_keys}, dtype=self.dtype, device=self.device)
 
     def make_optimizer(self, steps: int) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)

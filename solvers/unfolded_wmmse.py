@@ -45,7 +45,7 @@ from torch import nn
 
 from l2o_env.problems import get_problem
 from l2o_env.validation import integer, real
-from solvers.learned import LearnedSolver, to_torch
+from solvers.learned import LearnedSolver
 from solvers.wmmse_mimo_core import _batch_links, matched_filter, mimo_uw_update, mimo_wmmse_prepare, within_budget
 
 __all__ = ["UnfoldedWMMSEConfig", "UnfoldedWMMSENet", "UnfoldedWMMSE", "PGDWMMSE", "pgd_gradient_terms"]
@@ -182,11 +182,6 @@ class UnfoldedWMMSE(LearnedSolver):
         return self.forward_layers(obs)[-1]
 
     # --- training hooks (solvers/training.py) ---------------------------------------------------------
-    def observation_tensors(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
-        """A batched beamforming observation, checked by the problem, as tensors in the model's dtype."""
-        checked = self.problem_for(raw).check_obs(raw, batched=True, who=who)
-        return to_torch({k: checked[k] for k in self.input_keys}, dtype=self.dtype, device=self.device)
-
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Loss (14): minus the weighted sum rate summed over the layers, averaged over the batch; scored on
         ``batch["truth"]`` (the true current channel) when the batch carries it (aged or noisy CSI)."""

@@ -75,7 +75,7 @@ from torch_geometric.nn import MessagePassing
 
 from l2o_env.problems import get_problem, problem_of_obs
 from l2o_env.validation import choice, integer, real
-from solvers.learned import LearnedSolver, to_torch
+from solvers.learned import LearnedSolver
 
 __all__ = ["WCGCN", "WCGCNConv", "WCGCNNet", "build_graph"]
 
@@ -449,15 +449,6 @@ class WCGCN(LearnedSolver):
     @staticmethod
     def _family_text(family: str, nt: int) -> str:
         return f"beamforming (Nt = {nt})" if family == "beamforming" else family
-
-    def observation_tensors(self, raw: Mapping[str, Any], who: str) -> dict[str, torch.Tensor]:
-        """A batched observation checked by its family (this model's) as tensors in the model's dtype and
-        device, with the extra keys :attr:`input_keys` names (positions)."""
-        if not self.beamforming:
-            return super().observation_tensors(raw, who)
-        checked = self.problem_for(raw).check_obs(raw, batched=True, who=who)
-        extras = {k: raw[k] for k in raw if k not in checked and k in self.input_keys}
-        return to_torch({**extras, **checked}, dtype=self.dtype, device=self.device)
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Minus the mean weighted sum rate of :meth:`forward` (the problem's differentiable rates), scored on
