@@ -1,12 +1,18 @@
-"""Wrappers for RL libraries. :class:`FlattenPowerControl` turns a power-control env into the flat
-Box-in / Box-out env that stable-baselines3 prefers (its ``check_env`` passes through it).
+"""Wrappers for RL libraries. :class:`FlattenPowerControl` and :class:`FlattenBeamforming` turn a
+power-control or beamforming env into the flat Box-in / Box-out env that stable-baselines3 prefers (its
+``check_env`` passes through them); :class:`l2o_env.sb3.SB3VecEnv` (also importable from here, needs the
+``rl`` extra) presents the native batched vector env as an SB3 ``VecEnv`` with the same transforms.
 
 The transforms are plain functions on dicts of arrays (any leading batch axes), so the same observation
 transform applies to data that no env produced (e.g. an ``ObservationSampler`` batch):
 
 - :func:`flatten_observation`: ``gain (..., K, K)``, ``weight``, ``noise``, ``pmax`` ``(..., K)`` ->
   ``(..., K*K + K)`` float32;
-- :func:`action_to_power`: ``a`` in ``[-1, 1]^K`` -> powers ``pmax (a + 1) / 2`` in watts.
+- :func:`action_to_power`: ``a`` in ``[-1, 1]^K`` -> powers ``pmax (a + 1) / 2`` in watts;
+- :func:`flatten_beamforming_observation`: ``channel (..., K, T, Nr, Nt, 2)``, ``weight``, ``noise``
+  ``(..., K)``, ``pmax (..., T)`` -> ``(..., 3 K T Nr Nt + K)`` float32;
+- :func:`action_to_precoders` / :func:`precoders_to_action`: ``a`` in ``[-1, 1]^(K Nt d 2)`` <-> feasible
+  precoders (each transmitter's part of ``a`` scaled into the unit ball, times ``sqrt(pmax_t)``).
 """
 
 from __future__ import annotations
@@ -17,9 +23,22 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from l2o_env.problems.beamforming import BEAMFORMING_KEYS
 from l2o_env.problems.power import POWER_KEYS
 
-__all__ = ["FlattenPowerControl", "flatten_observation", "action_to_power", "power_to_action", "LOG_SCALE", "LOG_CLIP"]
+__all__ = [
+    "FlattenPowerControl",
+    "FlattenBeamforming",
+    "SB3VecEnv",
+    "flatten_observation",
+    "action_to_power",
+    "power_to_action",
+    "flatten_beamforming_observation",
+    "action_to_precoders",
+    "precoders_to_action",
+    "LOG_SCALE",
+    "LOG_CLIP",
+]
 
 #: the gain features are log10(SNR) / LOG_SCALE: one unit = 100 dB
 LOG_SCALE = 10.0
@@ -71,7 +90,7 @@ def power_to_action(power: Any, pmax: Any) -> np.ndarray:
     return (2.0 * np.asarray(power, dtype=np.float64) / np.asarray(pmax, dtype=np.float64) - 1.0).astype(np.float32)
 
 
-class FlattenPowerControl(gym.Wrapper):
+class FlattenPowerControl(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Flat observations and a ``[-1, 1]`` action Box for stable-baselines3 (or any RL library).
 
     - observation: ``Box(-2, 2, (K*K + K,), float32)`` from :func:`flatten_observation` (log-scaled
@@ -93,7 +112,8 @@ class FlattenPowerControl(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
         space = env.observation_space
         if not isinstance(space, spaces.Dict) or not set(POWER_KEYS) <= set(space.spaces):
             raise ValueError(
@@ -121,3 +141,163 @@ class FlattenPowerControl(gym.Wrapper):
             raise ValueError(f"FlattenPowerControl.step: action must be numeric, got {action!r}") from exc
         obs, reward, terminated, truncated, info = self.env.step(power)
         return flatten_observation(obs), reward, terminated, truncated, info
+
+
+# --- beamforming -------------------------------------------------------------------------------
+#: :func:`action_to_precoders` puts a transmitter whose action has norm >= 1 at (1 - 2^-41) of its
+#: budget, so that rounding never makes the env count a projection
+_BUDGET_SHRINK = 1.0 - 2.0**-41
+
+
+def flatten_beamforming_observation(obs: Mapping[str, Any]) -> np.ndarray:
+    r"""The flat float32 feature vector of a beamforming observation (any leading batch axes).
+
+    The channel entries are tiny (path loss), so each is first scaled to the receiver's SNR scale,
+    :math:`z = h_{k,t} \sqrt{p^{max}_t / \sigma_k^2}` (``|z|^2`` is the SNR at receiver ``k`` of
+    transmitter ``t``'s whole budget on one antenna pair), then written as three bounded features:
+
+    - ``clip(log10(|z|^2) / 10, -2, 2)`` (one unit = 100 dB, as :func:`flatten_observation`);
+    - ``cos(arg z)``, ``sin(arg z)`` (``1, 0`` for ``z = 0``).
+
+    Features, in this order: the ``3 K T Nr Nt`` channel features (``channel`` axes ``(K, T, Nr, Nt)``
+    row-major, the three features last), then ``K`` weight features ``w_k / max_j w_j`` in ``[0, 1]``.
+    The noise and the budgets enter through the scaling; ``tx_of_link`` (fixed by the scenario), the
+    positions and ``channel_history`` are not used.
+
+    Shapes: ``channel (..., K, T, Nr, Nt, 2)``, ``weight``/``noise (..., K)``, ``pmax (..., T)`` ->
+    ``(..., 3 K T Nr Nt + K)``.
+    """
+    ch = np.asarray(obs["channel"], dtype=np.float64)
+    noise = np.asarray(obs["noise"], dtype=np.float64)
+    pmax = np.asarray(obs["pmax"], dtype=np.float64)
+    weight = np.asarray(obs["weight"], dtype=np.float64)
+    lead = ch.shape[:-5]
+    re, im = ch[..., 0], ch[..., 1]
+    mag2 = re * re + im * im  # (..., K, T, Nr, Nt)
+    snr = mag2 * (pmax[..., None, :] / noise[..., :, None])[..., None, None]
+    logf = np.clip(np.log10(np.maximum(snr, _SNR_FLOOR)) / LOG_SCALE, -LOG_CLIP, LOG_CLIP)
+    mag = np.sqrt(mag2)
+    pos = mag > 0
+    safe = np.where(pos, mag, 1.0)
+    cos = np.where(pos, re / safe, 1.0)
+    sin = np.where(pos, im / safe, 0.0)
+    feat = np.stack([logf, cos, sin], axis=-1).reshape(*lead, -1)
+    wmax = weight.max(axis=-1, keepdims=True)
+    wfeat = np.where(wmax > 0, weight / np.where(wmax > 0, wmax, 1.0), 0.0)
+    return np.concatenate([feat, wfeat], axis=-1).astype(np.float32)
+
+
+def _per_link(per_tx: np.ndarray, tx_of_link: Any) -> np.ndarray:
+    """``per_tx (..., T)`` -> ``(..., K)``: each link's transmitter's value."""
+    tx = np.asarray(tx_of_link)
+    tx = tx.astype(np.intp) if tx.dtype.kind != "i" else tx
+    lead = np.broadcast_shapes(per_tx.shape[:-1], tx.shape[:-1])
+    return np.take_along_axis(np.broadcast_to(per_tx, (*lead, per_tx.shape[-1])), np.broadcast_to(tx, (*lead, tx.shape[-1])), axis=-1)
+
+
+def _tx_norms(x: np.ndarray, tx_of_link: Any, num_tx: int) -> np.ndarray:
+    """Euclidean norm of each transmitter's part of ``x (..., K, Nt, d, 2)`` -> ``(..., T)``."""
+    tx = np.asarray(tx_of_link)
+    tx = tx.astype(np.intp) if tx.dtype.kind != "i" else tx
+    onehot = (tx[..., :, None] == np.arange(num_tx)).astype(np.float64)
+    per_link = np.einsum("...kndc,...kndc->...k", x, x)
+    return np.sqrt(np.einsum("...k,...kt->...t", per_link, onehot))
+
+
+def action_to_precoders(action: Any, pmax: Any, tx_of_link: Any) -> np.ndarray:
+    r"""Map ``action`` in ``[-1, 1]`` onto the feasible precoders (float64, same shape).
+
+    ``action (..., K, Nt, d, 2)`` (the flat action of :class:`FlattenBeamforming` reshaped), ``pmax
+    (..., T)``, ``tx_of_link (K,)`` or ``(..., K)``. Transmitter ``t``'s part ``a_t`` (the actions of its
+    links) becomes :math:`V_t = \sqrt{p^{max}_t}\, a_t / \max(1, \lVert a_t \rVert)`: an action of
+    norm 1 per transmitter uses the whole budget (up to a factor ``1 - 2^-41``, so that rounding never
+    exceeds it), a larger one is scaled back onto it, a smaller one uses ``||a_t||^2`` of it. The map is
+    onto the feasible set (the unit ball lies in the cube), and :func:`precoders_to_action` inverts it on
+    the ball ``||a_t|| <= 1``.
+    """
+    a = np.asarray(action, dtype=np.float64)
+    pmax = np.asarray(pmax, dtype=np.float64)
+    norm = _tx_norms(a, tx_of_link, pmax.shape[-1])
+    scale = np.sqrt(pmax) * np.where(norm >= 1.0, _BUDGET_SHRINK / np.maximum(norm, 1.0), 1.0)
+    return a * _per_link(scale, tx_of_link)[..., None, None, None]
+
+
+def precoders_to_action(precoders: Any, pmax: Any, tx_of_link: Any) -> np.ndarray:
+    """Inverse of :func:`action_to_precoders` on feasible precoders: ``V_t / sqrt(pmax_t)``, clipped to
+    ``[-1, 1]`` (float32, same shape ``(..., K, Nt, d, 2)``)."""
+    v = np.asarray(precoders, dtype=np.float64)
+    pmax = np.asarray(pmax, dtype=np.float64)
+    inv = 1.0 / np.sqrt(np.where(pmax > 0, pmax, 1.0))
+    return np.clip(v * _per_link(inv, tx_of_link)[..., None, None, None], -1.0, 1.0).astype(np.float32)
+
+
+class FlattenBeamforming(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Flat observations and a ``[-1, 1]`` action Box for a beamforming env (stable-baselines3 or any RL
+    library).
+
+    - observation: ``Box(-2, 2, (3 K T Nr Nt + K,), float32)`` from
+      :func:`flatten_beamforming_observation` (log-SNR magnitude and phase of every channel entry, then
+      the weights normalised by their maximum);
+    - action: ``Box(-1, 1, (K Nt d 2,), float32)``, reshaped to ``(K, Nt, d, 2)`` and mapped onto the
+      per-transmitter power ball by :func:`action_to_precoders` (with the budgets and ``tx_of_link`` of
+      the last observation) before the wrapped env sees it, so the env never projects.
+
+    Reward, termination, truncation and ``info`` are the wrapped env's, unchanged.
+
+    >>> import gymnasium as gym, l2o_env
+    >>> from l2o_env.wrappers import FlattenBeamforming
+    >>> env = FlattenBeamforming(gym.make("Beamforming-MISO-v0"))
+    >>> env.observation_space.shape, env.action_space.shape
+    ((52,), (32,))
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        space = env.observation_space
+        if not isinstance(space, spaces.Dict) or not set(BEAMFORMING_KEYS) <= set(space.spaces):
+            raise ValueError(
+                "FlattenBeamforming: env must have a beamforming Dict observation space with keys "
+                f"{'/'.join(BEAMFORMING_KEYS)}, got {space}"
+            )
+        k, t, nr, nt, _ = space["channel"].shape
+        self.num_links = k
+        self.precoder_shape = tuple(env.action_space.shape)  # (K, Nt, d, 2)
+        n_obs = 3 * k * t * nr * nt + k
+        self.observation_space = spaces.Box(-LOG_CLIP, LOG_CLIP, (n_obs,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (int(np.prod(self.precoder_shape)),), np.float32)
+        self._pmax: np.ndarray | None = None
+        self._tx: np.ndarray | None = None
+
+    def _remember(self, obs: Mapping[str, Any]) -> np.ndarray:
+        self._pmax = np.asarray(obs["pmax"], dtype=np.float64)
+        self._tx = np.asarray(obs["tx_of_link"]).astype(np.intp)
+        return flatten_beamforming_observation(obs)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self._remember(obs), info
+
+    def step(self, action):
+        if self._pmax is None:
+            raise ValueError("FlattenBeamforming.step: call reset() first")
+        if np.shape(action) != self.action_space.shape:
+            raise ValueError(
+                f"FlattenBeamforming.step: action must have shape {self.action_space.shape} in [-1, 1], got {np.shape(action)}"
+            )
+        try:
+            a = np.asarray(action, dtype=np.float64).reshape(self.precoder_shape)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"FlattenBeamforming.step: action must be numeric, got {action!r}") from exc
+        obs, reward, terminated, truncated, info = self.env.step(action_to_precoders(a, self._pmax, self._tx))
+        return self._remember(obs), reward, terminated, truncated, info
+
+
+def __getattr__(name: str) -> Any:
+    # SB3VecEnv lives in l2o_env.sb3 (it subclasses SB3's VecEnv): imported on first use only, so that
+    # importing l2o_env.wrappers never imports stable_baselines3
+    if name == "SB3VecEnv":
+        from l2o_env.sb3 import SB3VecEnv
+
+        return SB3VecEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,195 @@
+"""The native batched vector env as a stable-baselines3 ``VecEnv`` (needs the ``rl`` extra).
+
+:class:`SB3VecEnv` steps ``num_envs`` networks in one numpy call (:class:`~l2o_env.envs.vector.ScenarioVectorEnv`)
+and applies the wrappers' transforms batched (:func:`~l2o_env.wrappers.flatten_observation` /
+:func:`~l2o_env.wrappers.action_to_power` for power control, :func:`~l2o_env.wrappers.flatten_beamforming_observation`
+/ :func:`~l2o_env.wrappers.action_to_precoders` for beamforming), so SB3 trains from the fast native batch
+instead of a ``DummyVecEnv`` of single envs:
+
+>>> from stable_baselines3 import PPO
+>>> from l2o_env.sb3 import SB3VecEnv
+>>> venv = SB3VecEnv("PowerControl-IC-v0", num_envs=16, seed=0)
+>>> model = PPO("MlpPolicy", venv, n_steps=8, batch_size=64, verbose=0).learn(256)  # doctest: +SKIP
+
+Importing this module imports stable_baselines3; ``import l2o_env`` does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+try:
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+except ImportError as exc:  # pragma: no cover - exercised with a monkeypatched import
+    raise ImportError(
+        'l2o_env.sb3 (SB3VecEnv) needs stable-baselines3: pip install "l2o-env[rl]"'
+    ) from exc
+
+from l2o_env.wrappers import (
+    LOG_CLIP,
+    action_to_power,
+    action_to_precoders,
+    flatten_beamforming_observation,
+    flatten_observation,
+)
+
+__all__ = ["SB3VecEnv"]
+
+
+class SB3VecEnv(VecEnv):
+    """A stable-baselines3 ``VecEnv`` over the native vector env of ``env_id``.
+
+    With ``flatten=True`` (the default) observations and actions are those of
+    :class:`~l2o_env.wrappers.FlattenPowerControl` / :class:`~l2o_env.wrappers.FlattenBeamforming`
+    (flat float32 features in ``[-2, 2]``, actions in ``[-1, 1]``), computed for the whole batch at once;
+    with ``flatten=False`` the native Dict observations and actions (watts / precoders) pass through (use
+    ``MultiInputPolicy``; SB3 will warn about the asymmetric action Box).
+
+    The native env autoresets in the same step (every step is a real slot): ``dones`` is
+    ``terminated | truncated``, and for every finished sub-env ``infos[i]`` has ``"terminal_observation"``
+    (the observation it would have shown next, transformed like the others), ``"TimeLimit.truncated"`` and,
+    as SB3's ``Monitor`` gives, ``"episode": {"r", "l", "t"}`` (return, length, seconds since creation), so
+    ``rollout/ep_rew_mean`` is logged. Every ``infos[i]`` has ``sum_rate`` and the feasibility count
+    (``clipped`` / ``projected``) of that sub-env.
+
+    Seeding: ``seed(s)`` (or the ``seed`` argument) seeds the next ``reset()`` of the one generator of the
+    batch (the native env has one generator for all sub-envs), so runs are reproducible.
+
+    Args:
+        env_id: a registered env ID (``PowerControl-...-v0`` or ``Beamforming-...-v0``).
+        num_envs: the batch size B.
+        seed: the seed of the first ``reset()`` (None: fresh entropy).
+        flatten: apply the flat transforms (default True).
+        **env_kwargs: keywords of the env (``num_links``, ``speed``, ``max_episode_steps`` ...).
+    """
+
+    def __init__(self, env_id: str, num_envs: int = 8, seed: int | None = None, flatten: bool = True, **env_kwargs: Any):
+        self.env_id = env_id
+        vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        self.venv_native = vec.unwrapped
+        self.flatten = bool(flatten)
+        self.problem_name = self.venv_native.problem_name
+        single_obs, single_act = self.venv_native.single_observation_space, self.venv_native.single_action_space
+        if self.flatten:
+            if self.problem_name == "power":
+                k = single_obs["gain"].shape[-1]
+                obs_space = gym.spaces.Box(-LOG_CLIP, LOG_CLIP, (k * k + k,), np.float32)
+                self._pmax = np.asarray(single_act.high, dtype=np.float64)
+            elif self.problem_name == "beamforming":
+                k, t, nr, nt, _ = single_obs["channel"].shape
+                obs_space = gym.spaces.Box(-LOG_CLIP, LOG_CLIP, (3 * k * t * nr * nt + k,), np.float32)
+                self._precoder_shape = tuple(single_act.shape)
+            else:  # pragma: no cover - a new family needs its transform here
+                raise ValueError(f"SB3VecEnv: no flat transform for problem family {self.problem_name!r}; pass flatten=False")
+            act_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(single_act.shape)),), np.float32)
+        else:
+            obs_space, act_space = single_obs, single_act
+        self.render_mode = self.venv_native.render_mode
+        super().__init__(self.venv_native.num_envs, obs_space, act_space)
+        self._count_key = self.venv_native.count_key
+        self._actions: np.ndarray | None = None
+        self._last_obs: dict[str, np.ndarray] | None = None
+        self._next_seed = seed
+        self._ep_return = np.zeros(self.num_envs)
+        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        import time
+
+        self._time = time.perf_counter
+        self._t0 = self._time()
+
+    # --- transforms (batched) ----------------------------------------------------------------------
+    def _transform_obs(self, obs: dict[str, np.ndarray]) -> Any:
+        if not self.flatten:
+            return obs
+        if self.problem_name == "power":
+            return flatten_observation(obs)
+        return flatten_beamforming_observation(obs)
+
+    def _transform_actions(self, actions: np.ndarray) -> np.ndarray:
+        if not self.flatten:
+            return actions
+        a = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
+        if self.problem_name == "power":
+            return action_to_power(a, self._pmax)
+        last = self._last_obs
+        return action_to_precoders(a.reshape(self.num_envs, *self._precoder_shape), last["pmax"], last["tx_of_link"])
+
+    # --- VecEnv API ----------------------------------------------------------------------------------
+    def reset(self):
+        seed, self._next_seed = self._next_seed, None
+        obs, info = self.venv_native.reset(seed=seed)
+        self._last_obs = obs
+        self._ep_return[:] = 0.0
+        self._ep_length[:] = 0
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        self._reset_seeds()
+        self._reset_options()
+        return self._transform_obs(obs)
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Seed the next ``reset()`` (one generator for the whole batch); returns ``[seed] * num_envs``."""
+        self._next_seed = seed
+        return [seed] * self.num_envs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        if self._last_obs is None:
+            raise ValueError("SB3VecEnv.step: call reset() first")
+        obs, rewards, terminated, truncated, info = self.venv_native.step(self._transform_actions(self._actions))
+        self._last_obs = obs
+        dones = np.logical_or(terminated, truncated)
+        self._ep_return += rewards
+        self._ep_length += 1
+        sum_rate = info["sum_rate"]
+        count = info[self._count_key]
+        key = self._count_key
+        infos: list[dict[str, Any]] = [{"sum_rate": float(sum_rate[i]), key: int(count[i])} for i in range(self.num_envs)]
+        if dones.any():
+            done = np.flatnonzero(dones)
+            final = info.get("final_obs")
+            now = round(self._time() - self._t0, 6)
+            for i in done:
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+                infos[i]["episode"] = {"r": float(self._ep_return[i]), "l": int(self._ep_length[i]), "t": now}
+                if final is not None and final[i] is not None:
+                    one = {k: v[None] for k, v in final[i].items()}
+                    term = self._transform_obs(one)
+                    infos[i]["terminal_observation"] = term[0] if self.flatten else final[i]
+            self._ep_return[done] = 0.0
+            self._ep_length[done] = 0
+        return self._transform_obs(obs), np.asarray(rewards, dtype=np.float32), dones, infos
+
+    def close(self) -> None:
+        self.venv_native.close()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        frames = self.venv_native.render()
+        return list(frames) if frames is not None else [None] * self.num_envs
+
+    def _indices(self, indices: Any) -> list[int]:
+        return list(self._get_indices(indices))
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        """The native vector env's attribute (shared by all sub-envs), once per index."""
+        value = getattr(self.venv_native, attr_name)
+        return [value for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        """Set an attribute of the native vector env; only for all sub-envs at once (``indices=None``)."""
+        if indices is not None and sorted(self._indices(indices)) != list(range(self.num_envs)):
+            raise ValueError("SB3VecEnv.set_attr: the sub-envs share one native env; set attributes for all of them (indices=None)")
+        setattr(self.venv_native, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices: Any = None, **method_kwargs) -> list[Any]:
+        """Call a method of the native vector env once; its result is repeated for every index."""
+        result = getattr(self.venv_native, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
+        """The native env is not wrapped: False for every index."""
+        return [False for _ in self._indices(indices)]
