@@ -33,6 +33,9 @@ _BUILTIN: dict[str, str] = {
     "unfolded_wmmse": "solvers.unfolded_wmmse:UnfoldedWMMSE",
     "pgd_wmmse": "solvers.unfolded_wmmse:PGDWMMSE",
     "structured_net": "solvers.structured_net:StructuredNet",
+    "ppo": "solvers.rl:PPOSolver",
+    "sac": "solvers.rl:SACSolver",
+    "td3": "solvers.rl:TD3Solver",
 }
 _RUNTIME: dict[str, Callable[..., Any]] = {}
 
