@@ -295,13 +295,16 @@ def _cmd_train(args) -> int:
         raise _UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.seed < 0:
         raise _UsageError(f"--seed must be >= 0, got {args.seed}")
-    out = args.out or f"runs/{args.env}__{args.solver}__{args.seed}.pt"
-    out = _check_writable(out, "--out")
-
     try:
         solver = solvers.make(args.solver, **skw)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         raise ConfigError(f"solver {args.solver!r}: {exc}") from exc
+    # an RL policy (ppo, sac, td3) trains by stepping the env, and SB3 saves zips
+    rl = getattr(solver, "trains_on_env", False)
+    if rl and args.steps is None:
+        raise _UsageError(f"--steps is required for the RL solver {args.solver!r} (env steps, e.g. --steps 200000)")
+    out = args.out or f"runs/{args.env}__{args.solver}__{args.seed}.{'zip' if rl else 'pt'}"
+    out = _check_writable(out, "--out")
     if not callable(getattr(solver, "fit", None)):
         raise ConfigError(f"solver {args.solver!r} ({type(solver).__name__}) has no fit(): it is not trainable; "
                           "train a learned solver such as mlp, uwmmse or wcgcn")
@@ -323,10 +326,17 @@ def _cmd_train(args) -> int:
     fit_kwargs: dict[str, Any] = {"seed": args.seed, "progress": not args.no_progress}
     if args.steps is not None:
         fit_kwargs["steps"] = args.steps
-    history = solver.fit(sampler, **fit_kwargs)
+    if rl:  # SB3's progress bar needs `rich`, which is not a dependency
+        history = None
+        try:
+            solver.fit(args.env, steps=args.steps, seed=args.seed, **env_kwargs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"solver {args.solver!r} cannot train on {args.env}: {exc}") from exc
+    else:
+        history = solver.fit(sampler, **fit_kwargs)
     if isinstance(getattr(solver, "meta", None), dict):  # the command that reproduces the checkpoint
         solver.meta["command"] = "l2o " + shlex.join(getattr(args, "argv", []))
-    solver.save(out)
+    out = solver.save(out) or out
 
     # samples drawn after training are ones the solver never saw (same topology when the env fixes one);
     # scored as `l2o eval` scores them: the problem's weighted sum rate, the ratio of means to the

@@ -101,6 +101,10 @@ class RLSolver(Solver):
     algorithm = ""  # the SB3 class name: "PPO", "SAC", "TD3"
     problems = frozenset({"power", "beamforming"})
 
+    #: trained by stepping an env (``fit(env_id, steps=...)``), not from an observation sampler: ``l2o train``
+    #: calls it so
+    trains_on_env = True
+
     def __init__(self, *, formulation: str = "centralized", path: str | os.PathLike | None = None,
                  gamma: float | None = None, policy: str = "MlpPolicy", device: str = "cpu", **sb3_kwargs: Any):
         if formulation not in FORMULATIONS:

@@ -139,3 +139,19 @@ def test_l2o_eval_with_a_saved_ppo(trained, tmp_path, capsys):
     data = json.loads(out.read_text())
     rows = {r["solver"]: r for r in data["rows"]}
     assert {"ppo", "max_power", "wmmse"} <= set(rows)
+
+
+def test_l2o_train_ppo_saves_a_zip_that_eval_loads(tmp_path, capsys):
+    from l2o_env.cli import main
+
+    out = tmp_path / "ppo.zip"
+    assert main(["train", "ppo", "--env", "PowerControl-IC-v0", "--env-kwargs", "num_links=3", "--steps", "64",
+                 "--solver-kwargs", "n_steps=8,batch_size=16", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "ppo on PowerControl-IC-v0" in printed and "ratio to wmmse" in printed and out.exists()
+    loaded = solvers.make("ppo", path=out)
+    assert loaded.meta["command"].startswith("l2o train ppo") and loaded.meta["env_kwargs"] == {"num_links": 3}
+    assert main(["eval", "--env", "PowerControl-IC-v0", "--env-kwargs", "num_links=3", "--solvers", "ppo,max_power",
+                 "--solver-kwargs", f"ppo.path={out}", "--slots", "8", "--no-progress"]) == 0
+    assert main(["train", "ppo", "--env", "PowerControl-IC-v0", "--out", str(tmp_path / "x.zip")]) == 2  # no --steps
+    assert "--steps is required" in capsys.readouterr().err
