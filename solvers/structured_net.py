@@ -89,6 +89,7 @@ from torch.nn import functional as F
 from l2o_env.problems import get_problem
 from l2o_env.validation import integer, real
 from solvers.learned import LearnedSolver
+from solvers.wmmse_mimo_core import scale_to_budget
 
 __all__ = ["StructuredNetConfig", "StructuredNet", "StructuredNetModel", "lifting_matrix", "paper_widths"]
 
@@ -216,18 +217,14 @@ def _matrix(x: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return torch.view_as_complex(x.unflatten(-1, (n, m, 2)).contiguous())
 
 
-class _Pools(nn.Module):
-    """Masked means over the other links of the same cell and over the links of the other cells."""
-
-    @staticmethod
-    def masks(tx: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(same, other)`` ``(B, K, K)`` averaging weights: row ``k`` averages over ``j != k`` with
-        ``t(j) = t(k)`` / over ``j`` with ``t(j) != t(k)`` (an empty set averages to zero)."""
-        eq = tx[:, :, None] == tx[:, None, :]
-        eye = torch.eye(tx.shape[1], dtype=torch.bool, device=tx.device)
-        same = (eq & ~eye).to(dtype)
-        other = (~eq).to(dtype)
-        return (same / same.sum(-1, keepdim=True).clamp_min(1.0), other / other.sum(-1, keepdim=True).clamp_min(1.0))
+def _pool_masks(tx: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(same, other)`` ``(B, K, K)`` averaging weights: row ``k`` averages over the other links of its cell
+    (``j != k``, ``t(j) = t(k)``) / over the links of the other cells (an empty set averages to zero)."""
+    eq = tx[:, :, None] == tx[:, None, :]
+    eye = torch.eye(tx.shape[1], dtype=torch.bool, device=tx.device)
+    same = (eq & ~eye).to(dtype)
+    other = (~eq).to(dtype)
+    return (same / same.sum(-1, keepdim=True).clamp_min(1.0), other / other.sum(-1, keepdim=True).clamp_min(1.0))
 
 
 def _pool_nodes(x: torch.Tensor, same: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
@@ -348,8 +345,13 @@ class StructuredNetModel(nn.Module):
         bsz, k, t_count, nr, nt = channel.shape
         real = pmax.dtype
         tx = tx_of_link.long()
-        serves = F.one_hot(tx, t_count).to(real)  # (B, K, T)
-        same, other = _Pools.masks(tx, real)
+        serves = F.one_hot(tx, t_count).to(real).transpose(1, 2)  # (B, T, K)
+        unit = torch.ones_like(pmax)  # the net works with unit budgets, channels scaled by sqrt(P_t)
+
+        def normalise(v: torch.Tensor) -> torch.Tensor:  # every transmitter at its whole budget
+            return scale_to_budget(v, serves, tx, unit)
+
+        same, other = _pool_masks(tx, real)
         amp = torch.sqrt(pmax[:, None, :] / noise[:, :, None])  # (B, K, T): sqrt(P_t / sigma_k^2)
         g = channel * amp[..., None, None]
         # G_{j, t(k)} for every (j, k): row j receiver, column k sender's transmitter -> (B, K, K, Nr, Nt)
@@ -370,7 +372,7 @@ class StructuredNetModel(nn.Module):
         eye_d = torch.eye(nr, dtype=channel.dtype, device=channel.device)
         w_left0 = eye_t + _matrix(self.init_left(init_feats), nt, nt)
         w_right0 = eye_d + _matrix(self.init_right(init_feats), nr, nr)
-        x = self._normalise(w_left0 @ direct.mH @ w_right0, serves)
+        x = normalise(w_left0 @ direct.mH @ w_right0)
 
         # lifting
         dmat = lifting_matrix(self.lift_param.to(real)).to(channel.dtype)  # (Nt, L)
@@ -381,17 +383,8 @@ class StructuredNetModel(nn.Module):
         prev = torch.zeros(bsz, k, 2 * lift * lift + 2 * nr * nr, dtype=real, device=channel.device)
         for layer in self.layers:
             w_left, w_right, prev = layer(g_link_l, x, chan_emb, wgt, prev, same, other, terms)
-            x = self._normalise(w_left @ x @ w_right, serves)
-        x = self._normalise(dmat @ x, serves)
-        return x * torch.sqrt(pmax.gather(1, tx))[..., None, None]
-
-    @staticmethod
-    def _normalise(x: torch.Tensor, serves: torch.Tensor) -> torch.Tensor:
-        """Scale every transmitter's precoders ``(B, K, ., d)`` to its whole (unit) budget."""
-        link = x.real.square().sum((-2, -1)) + x.imag.square().sum((-2, -1))  # (B, K)
-        used = (serves * link[..., None]).sum(1)  # (B, T)
-        per_link = (serves @ used[..., None])[..., 0].clamp_min(1e-30)  # (B, K): its transmitter's power
-        return x / torch.sqrt(per_link)[..., None, None]
+            x = normalise(w_left @ x @ w_right)
+        return scale_to_budget(dmat @ x, serves, tx, pmax)
 
 
 class StructuredNet(LearnedSolver):
