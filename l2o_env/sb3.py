@@ -30,10 +30,8 @@ except ImportError as exc:  # pragma: no cover - exercised with a monkeypatched 
 
 from l2o_env.wrappers import (
     LOG_CLIP,
-    action_to_power,
-    action_to_precoders,
-    flatten_beamforming_observation,
-    flatten_observation,
+    flat_action_to_native,
+    flatten_family_observation,
 )
 
 __all__ = ["SB3VecEnv"]
@@ -77,11 +75,9 @@ class SB3VecEnv(VecEnv):
             if self.problem_name == "power":
                 k = single_obs["gain"].shape[-1]
                 obs_space = gym.spaces.Box(-LOG_CLIP, LOG_CLIP, (k * k + k,), np.float32)
-                self._pmax = np.asarray(single_act.high, dtype=np.float64)
             elif self.problem_name == "beamforming":
                 k, t, nr, nt, _ = single_obs["channel"].shape
                 obs_space = gym.spaces.Box(-LOG_CLIP, LOG_CLIP, (3 * k * t * nr * nt + k,), np.float32)
-                self._precoder_shape = tuple(single_act.shape)
             else:  # pragma: no cover - a new family needs its transform here
                 raise ValueError(f"SB3VecEnv: no flat transform for problem family {self.problem_name!r}; pass flatten=False")
             act_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(single_act.shape)),), np.float32)
@@ -102,20 +98,13 @@ class SB3VecEnv(VecEnv):
 
     # --- transforms (batched) ----------------------------------------------------------------------
     def _transform_obs(self, obs: dict[str, np.ndarray]) -> Any:
-        if not self.flatten:
-            return obs
-        if self.problem_name == "power":
-            return flatten_observation(obs)
-        return flatten_beamforming_observation(obs)
+        return flatten_family_observation(obs, self.problem_name) if self.flatten else obs
 
     def _transform_actions(self, actions: np.ndarray) -> np.ndarray:
         if not self.flatten:
             return actions
         a = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
-        if self.problem_name == "power":
-            return action_to_power(a, self._pmax)
-        last = self._last_obs
-        return action_to_precoders(a.reshape(self.num_envs, *self._precoder_shape), last["pmax"], last["tx_of_link"])
+        return flat_action_to_native(a, self._last_obs, self.problem_name)
 
     # --- VecEnv API ----------------------------------------------------------------------------------
     def reset(self):

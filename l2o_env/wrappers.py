@@ -36,6 +36,8 @@ __all__ = [
     "flatten_beamforming_observation",
     "action_to_precoders",
     "precoders_to_action",
+    "flatten_family_observation",
+    "flat_action_to_native",
     "LOG_SCALE",
     "LOG_CLIP",
 ]
@@ -291,6 +293,28 @@ class FlattenBeamforming(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"FlattenBeamforming.step: action must be numeric, got {action!r}") from exc
         obs, reward, terminated, truncated, info = self.env.step(action_to_precoders(a, self._pmax, self._tx))
         return self._remember(obs), reward, terminated, truncated, info
+
+
+def flatten_family_observation(obs: Mapping[str, Any], family: str) -> np.ndarray:
+    """The flat features of a (batched) observation of problem ``family`` (``"power"`` or ``"beamforming"``):
+    :func:`flatten_observation` or :func:`flatten_beamforming_observation`."""
+    if family == "power":
+        return flatten_observation(obs)
+    if family == "beamforming":
+        return flatten_beamforming_observation(obs)
+    raise ValueError(f"no flat transform for problem family {family!r}; allowed: 'power', 'beamforming'")
+
+
+def flat_action_to_native(action: Any, obs: Mapping[str, Any], family: str) -> np.ndarray:
+    """A flat ``[-1, 1]`` action ``(B, n)`` -> the env's action for the batched observation ``obs`` of
+    ``family``: powers (:func:`action_to_power`) or precoders of the observation's shape
+    (:func:`action_to_precoders`)."""
+    if family == "power":
+        return action_to_power(action, obs["pmax"])
+    if family == "beamforming":
+        b, k, _, nr, nt, _ = np.shape(obs["channel"])
+        return action_to_precoders(np.reshape(action, (b, k, nt, nr, 2)), obs["pmax"], obs["tx_of_link"])
+    raise ValueError(f"no flat action map for problem family {family!r}; allowed: 'power', 'beamforming'")
 
 
 def __getattr__(name: str) -> Any:

@@ -46,12 +46,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from l2o_env.wrappers import (
-    action_to_power,
-    action_to_precoders,
-    flatten_beamforming_observation,
-    flatten_observation,
-)
+from l2o_env.wrappers import flat_action_to_native, flatten_family_observation
 from solvers.base import Solver
 
 __all__ = ["RLSolver", "PPOSolver", "SACSolver", "TD3Solver", "FORMULATIONS", "META_MEMBER", "FORMAT"]
@@ -216,21 +211,14 @@ class RLSolver(Solver):
         if trained_on is not None and trained_on != problem:
             raise ValueError(f"{type(self).__name__}: the model was trained on a {trained_on!r} env "
                              f"({self.meta.get('env_id')}), got a {problem!r} observation")
-        if problem == "power":
-            x = flatten_observation(obs)
-        else:
-            x = flatten_beamforming_observation(obs)
+        x = flatten_family_observation(obs, problem)
         want = int(self.model.observation_space.shape[0])
         if x.shape[-1] != want:
             raise ValueError(f"{type(self).__name__}: the observation has {x.shape[-1]} flat features, the model "
                              f"was trained on {want} ({self.meta.get('env_id')} {self.meta.get('env_kwargs')}): "
                              "evaluate it on the env size it was trained on")
         a, _ = self.model.predict(x, deterministic=True)
-        a = np.clip(np.asarray(a, dtype=np.float64), -1.0, 1.0)
-        if problem == "power":
-            return action_to_power(a, obs["pmax"])
-        shape = self.problem_for(obs).action_shape(obs)
-        return action_to_precoders(a.reshape(shape), obs["pmax"], obs["tx_of_link"])
+        return flat_action_to_native(np.clip(np.asarray(a, dtype=np.float64), -1.0, 1.0), obs, problem)
 
     def __repr__(self) -> str:
         trained = f", env_id={self.meta.get('env_id')!r}" if self.meta else ""

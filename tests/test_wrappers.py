@@ -195,3 +195,24 @@ def test_flatten_beamforming_observation_batched_and_features():
 def test_beamforming_wrapper_rejects_other_envs():
     with pytest.raises(ValueError, match="channel"):
         FlattenBeamforming(gym.make("PowerControl-IC-v0"))
+
+
+def test_family_dispatch_of_the_flat_transforms():
+    from l2o_env.data import ObservationSampler
+    from l2o_env.wrappers import (action_to_power, action_to_precoders, flat_action_to_native,
+                                  flatten_beamforming_observation, flatten_family_observation, flatten_observation)
+
+    bf = ObservationSampler("Beamforming-MISO-v0", seed=0)(3)
+    pc = ObservationSampler("PowerControl-IC-v0", seed=0, num_links=4)(3)
+    np.testing.assert_array_equal(flatten_family_observation(bf, "beamforming"), flatten_beamforming_observation(bf))
+    np.testing.assert_array_equal(flatten_family_observation(pc, "power"), flatten_observation(pc))
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (3, 4 * 4 * 1 * 2))
+    np.testing.assert_array_equal(flat_action_to_native(a, bf, "beamforming"),
+                                  action_to_precoders(a.reshape(3, 4, 4, 1, 2), bf["pmax"], bf["tx_of_link"]))
+    p = rng.uniform(-1, 1, (3, 4))
+    np.testing.assert_array_equal(flat_action_to_native(p, pc, "power"), action_to_power(p, pc["pmax"]))
+    with pytest.raises(ValueError, match="problem family 'queueing'"):
+        flatten_family_observation(pc, "queueing")
+    with pytest.raises(ValueError, match="problem family 'queueing'"):
+        flat_action_to_native(p, pc, "queueing")
