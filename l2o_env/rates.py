@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "link_rates",
     "weighted_sum_rate",
+    "interference_prices",
     "link_rates_torch",
     "weighted_sum_rate_torch",
     "cross_gains_torch",
@@ -55,6 +56,36 @@ def weighted_sum_rate(gain, power, noise, weight=None) -> np.ndarray:
     if weight is None:
         return rates.sum(axis=-1)
     return (np.asarray(weight, dtype=np.float64) * rates).sum(axis=-1)
+
+
+def interference_prices(gain, power, noise, weight=None) -> np.ndarray:
+    r"""What each link's interference costs the others (numpy): ``(..., K)``.
+
+    :math:`\pi_i = \sum_{j \ne i} w_j \big(r_j^{(-i)} - r_j\big)`, where :math:`r_j^{(-i)}` is link ``j``'s
+    rate (the formula above) with transmitter ``i``'s interference removed. ``w_i r_i - \pi_i`` is the
+    per-link reward of Nasir and Guo, "Multi-agent deep reinforcement learning for dynamic power allocation
+    in wireless networks", IEEE JSAC 2019, Sec. III-B (their "interference penalty"): its derivative in
+    ``p_i`` is that of the weighted sum rate, so links maximising it cooperate.
+    Same shapes and units as :func:`weighted_sum_rate`; ``weight=None``: all 1.
+    """
+    gain = np.asarray(gain, dtype=np.float64)
+    power = np.asarray(power, dtype=np.float64)
+    k = gain.shape[-1]
+    noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), power.shape)
+    weight = np.ones(power.shape) if weight is None else np.asarray(weight, dtype=np.float64)
+    received = gain * power[..., None, :]  # received[j, i] = g_ji p_i
+    signal = np.diagonal(received, axis1=-2, axis2=-1).copy()
+    cross = received.copy()
+    idx = np.arange(k)
+    cross[..., idx, idx] = 0.0
+    interference = cross.sum(axis=-1)
+    # without[j, i]: j's noise plus interference once transmitter i is silent (total minus g_ji p_i,
+    # clamped at 0: the difference can round below 0 when i is j's only interferer)
+    without = noise[..., :, None] + np.maximum(interference[..., :, None] - cross, 0.0)
+    with_all = (noise + interference)[..., :, None]
+    gain_rate = (np.log1p(signal[..., :, None] / without) - np.log1p(signal[..., :, None] / with_all)) / _LN2
+    gain_rate[..., idx, idx] = 0.0
+    return (weight[..., :, None] * gain_rate).sum(axis=-2)
 
 
 def cross_gains_torch(gain):

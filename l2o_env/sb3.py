@@ -28,13 +28,22 @@ except ImportError as exc:  # pragma: no cover - exercised with a monkeypatched 
         'l2o_env.sb3 (SB3VecEnv) needs stable-baselines3: pip install "l2o-env[rl]"'
     ) from exc
 
+from l2o_env.rates import interference_prices
 from l2o_env.wrappers import (
     LOG_CLIP,
+    PER_LINK_CLIP,
+    PER_LINK_NEIGHBORS,
+    action_to_power,
     flat_action_to_native,
     flatten_family_observation,
+    per_link_observation,
+    per_link_size,
 )
 
-__all__ = ["SB3VecEnv"]
+__all__ = ["SB3VecEnv", "SB3PerLinkVecEnv", "PER_LINK_REWARDS"]
+
+#: per-link rewards of :class:`SB3PerLinkVecEnv`
+PER_LINK_REWARDS = ("prices", "shared")
 
 
 class SB3VecEnv(VecEnv):
@@ -182,3 +191,126 @@ class SB3VecEnv(VecEnv):
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
         """The native env is not wrapped: False for every index."""
         return [False for _ in self._indices(indices)]
+
+
+class SB3PerLinkVecEnv(SB3VecEnv):
+    """The links of a power-control vector env as a stable-baselines3 ``VecEnv`` of agents sharing one policy.
+
+    ``num_envs`` networks of ``K`` links become ``num_envs * K`` SB3 sub-envs (agent ``b * K + i`` is link
+    ``i`` of network ``b``). Each sees its local view, :func:`~l2o_env.wrappers.per_link_observation`
+    (``4 + 5 * neighbors`` float32 features, the same for every ``K``), and answers one number in ``[-1, 1]``,
+    mapped to ``[0, pmax_i]`` watts (:func:`~l2o_env.wrappers.action_to_power`); the network steps once
+    all its links have answered (one native vector step for the whole batch).
+
+    Rewards (``reward=``), computed on the true channel of the slot acted on (``info["true_gain"]``, so
+    aged CSI is scored as the env scores it):
+
+    - ``"prices"`` (default): ``w_i r_i - pi_i``, link ``i``'s weighted rate minus what its interference
+      costs the others (:func:`~l2o_env.rates.interference_prices`; Nasir and Guo, IEEE JSAC 2019,
+      Sec. III-B): a link-local signal whose gradient in ``p_i`` is the weighted sum rate's;
+    - ``"shared"``: the network's weighted sum rate divided by ``K``, the same for all its links.
+
+    Episode bookkeeping (``dones``, ``terminal_observation``, ``episode``) is per agent, as in
+    :class:`SB3VecEnv`; ``infos[b * K + i]["sum_rate"]`` is network ``b``'s.
+
+    Args:
+        env_id: a power-control env ID (``PowerControl-...-v0``).
+        num_envs: the number of networks B (SB3 sees ``B * K`` envs).
+        seed: the seed of the first ``reset()``.
+        neighbors: interferers / victims per link in the local view (default 5).
+        reward: ``"prices"`` or ``"shared"``.
+        **env_kwargs: keywords of the env.
+    """
+
+    def __init__(self, env_id: str, num_envs: int = 8, seed: int | None = None,
+                 neighbors: int = PER_LINK_NEIGHBORS, reward: str = "prices", **env_kwargs: Any):
+        if reward not in PER_LINK_REWARDS:
+            raise ValueError(f"SB3PerLinkVecEnv: reward must be one of {', '.join(map(repr, PER_LINK_REWARDS))}, "
+                             f"got {reward!r}")
+        if isinstance(neighbors, bool) or not isinstance(neighbors, (int, np.integer)) or neighbors < 0:
+            raise ValueError(f"SB3PerLinkVecEnv: neighbors must be an integer >= 0, got {neighbors!r}")
+        self.env_id = env_id
+        vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        self.venv_native = vec.unwrapped
+        self.problem_name = self.venv_native.problem_name
+        if self.problem_name != "power":
+            self.venv_native.close()
+            raise ValueError(f"SB3PerLinkVecEnv: the per-link formulation is for power control (one power per "
+                             f"link); {env_id} is a {self.problem_name!r} env: use the centralized SB3VecEnv")
+        self.flatten = True
+        self.neighbors = int(neighbors)
+        self.reward = reward
+        self.num_networks = self.venv_native.num_envs
+        self.num_links = int(self.venv_native.single_observation_space["gain"].shape[-1])
+        obs_space = gym.spaces.Box(-PER_LINK_CLIP, PER_LINK_CLIP, (per_link_size(self.neighbors),), np.float32)
+        act_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.render_mode = self.venv_native.render_mode
+        VecEnv.__init__(self, self.num_networks * self.num_links, obs_space, act_space)
+        self._count_key = self.venv_native.count_key
+        self._actions = None
+        self._last_obs = None
+        self._last_gain = None
+        self._next_seed = seed
+        self._ep_return = np.zeros(self.num_envs)
+        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        import time
+
+        self._time = time.perf_counter
+        self._t0 = self._time()
+
+    def _transform_obs(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        x = per_link_observation(obs, self.neighbors)
+        return x.reshape(-1, x.shape[-1])
+
+    def _transform_actions(self, actions: np.ndarray) -> np.ndarray:
+        a = np.asarray(actions, dtype=np.float64).reshape(self.num_networks, self.num_links)
+        return action_to_power(a, self._last_obs["pmax"])
+
+    def reset(self):
+        seed, self._next_seed = self._next_seed, None
+        obs, info = self.venv_native.reset(seed=seed)
+        self._last_obs, self._last_gain = obs, info["true_gain"]
+        self._ep_return[:] = 0.0
+        self._ep_length[:] = 0
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        self._reset_seeds()
+        self._reset_options()
+        return self._transform_obs(obs)
+
+    def step_wait(self):
+        if self._last_obs is None:
+            raise ValueError("SB3PerLinkVecEnv.step: call reset() first")
+        last = self._last_obs
+        power = self._transform_actions(self._actions)
+        obs, wsr, terminated, truncated, info = self.venv_native.step(power)
+        k = self.num_links
+        if self.reward == "prices":
+            applied = np.clip(power, 0.0, last["pmax"])
+            weight = np.asarray(last["weight"], dtype=np.float64)
+            rewards = weight * info["rates"] - interference_prices(self._last_gain, applied, last["noise"], weight)
+        else:
+            rewards = np.repeat(np.asarray(wsr, dtype=np.float64)[:, None] / k, k, axis=1)
+        rewards = rewards.reshape(-1)
+        self._last_obs, self._last_gain = obs, info["true_gain"]
+        net_done = np.logical_or(terminated, truncated)
+        dones = np.repeat(net_done, k)
+        self._ep_return += rewards
+        self._ep_length += 1
+        sum_rate = np.repeat(info["sum_rate"], k)
+        infos: list[dict[str, Any]] = [{"sum_rate": float(s)} for s in sum_rate]
+        if net_done.any():
+            final = info.get("final_obs")
+            now = round(self._time() - self._t0, 6)
+            for b in np.flatnonzero(net_done):
+                term = None
+                if final is not None and final[b] is not None:
+                    term = per_link_observation({key: v[None] for key, v in final[b].items()}, self.neighbors)[0]
+                for i in range(k):
+                    a = b * k + i
+                    infos[a]["TimeLimit.truncated"] = bool(truncated[b] and not terminated[b])
+                    infos[a]["episode"] = {"r": float(self._ep_return[a]), "l": int(self._ep_length[a]), "t": now}
+                    if term is not None:
+                        infos[a]["terminal_observation"] = term[i]
+            self._ep_return[dones] = 0.0
+            self._ep_length[dones] = 0
+        return self._transform_obs(obs), rewards.astype(np.float32), dones, infos

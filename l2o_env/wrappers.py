@@ -11,6 +11,8 @@ transform applies to data that no env produced (e.g. an ``ObservationSampler`` b
 - :func:`action_to_power`: ``a`` in ``[-1, 1]^K`` -> powers ``pmax (a + 1) / 2`` in watts;
 - :func:`flatten_beamforming_observation`: ``channel (..., K, T, Nr, Nt, 2)``, ``weight``, ``noise``
   ``(..., K)``, ``pmax (..., T)`` -> ``(..., 3 K T Nr Nt + K)`` float32;
+- :func:`per_link_observation`: the local view of every link, ``(..., K, F)`` float32 with ``F`` independent
+  of ``K`` (the per-link shared-policy formulation of the RL solvers);
 - :func:`action_to_precoders` / :func:`precoders_to_action`: ``a`` in ``[-1, 1]^(K Nt d 2)`` <-> feasible
   precoders (each transmitter's part of ``a`` scaled into the unit ball, times ``sqrt(pmax_t)``).
 """
@@ -38,6 +40,10 @@ __all__ = [
     "precoders_to_action",
     "flatten_family_observation",
     "flat_action_to_native",
+    "per_link_observation",
+    "per_link_size",
+    "PER_LINK_NEIGHBORS",
+    "PER_LINK_CLIP",
     "LOG_SCALE",
     "LOG_CLIP",
 ]
@@ -76,6 +82,81 @@ def flatten_observation(obs: Mapping[str, Any]) -> np.ndarray:
     wfeat = np.where(wmax > 0, weight / np.where(wmax > 0, wmax, 1.0), 0.0)
     lead = gain.shape[:-2]
     return np.concatenate([feat.reshape(*lead, k * k), wfeat], axis=-1).astype(np.float32)
+
+
+#: how many strongest interferers and strongest victims each link sees in :func:`per_link_observation`
+PER_LINK_NEIGHBORS = 5
+
+
+#: per-link features are log10(SNR) / PER_LINK_LOG_SCALE (one unit = 20 dB, finer than the flat transform's
+#: 100 dB: Rayleigh gains spread over ~30 dB and a per-link policy must tell them apart), clipped to +-10
+PER_LINK_LOG_SCALE = 2.0
+PER_LINK_CLIP = 10.0
+
+
+def _log_feature(snr: np.ndarray) -> np.ndarray:
+    return np.clip(np.log10(np.maximum(snr, 1e-300)) / PER_LINK_LOG_SCALE, -PER_LINK_CLIP, PER_LINK_CLIP)
+
+
+def per_link_size(neighbors: int = PER_LINK_NEIGHBORS) -> int:
+    """The number of features per link of :func:`per_link_observation`: ``4 + 5 * neighbors``."""
+    return 4 + 5 * int(neighbors)
+
+
+def per_link_observation(obs: Mapping[str, Any], neighbors: int = PER_LINK_NEIGHBORS) -> np.ndarray:
+    r"""The local view of every link of a power-control observation: ``(..., K, 4 + 5 c)`` float32, ``c =
+    neighbors``; the same ``F`` for every ``K``, so one policy serves any network size.
+
+    After the local state of Nasir and Guo, "Multi-agent deep reinforcement learning for dynamic power
+    allocation in wireless networks", IEEE JSAC 2019, Sec. III-B (own channel, the interferers that hurt
+    it most, the neighbours it hurts most), restricted to what the observation holds (their last power and
+    rate are not in it: a solver acts on the observation alone). For link ``i``, with every SNR-like term at
+    full power on a log scale, ``clip(log10(x) / 2, -10, 10)`` (one unit = 20 dB), and weights divided by
+    the network's largest weight:
+
+    - 4 own features: direct SNR ``g_ii pmax_i / s_i``; interference received ``sum_{j!=i} g_ij pmax_j /
+      s_i``; interference caused ``sum_{j!=i} g_ji pmax_i / s_j``; own weight;
+    - ``c`` strongest interferers ``j`` (by ``g_ij pmax_j / s_i``, descending): that term and ``w_j``;
+    - ``c`` strongest victims ``j`` (by ``g_ji pmax_i / s_j``, descending): that term, the victim's direct SNR
+      ``g_jj pmax_j / s_j`` and ``w_j``.
+
+    With fewer than ``c`` other links the missing neighbours are ``-10`` (no signal) with weight 0.
+    """
+    gain = np.asarray(obs["gain"], dtype=np.float64)
+    k = gain.shape[-1]
+    c = int(neighbors)
+    if c < 0:
+        raise ValueError(f"per_link_observation: neighbors must be >= 0, got {neighbors}")
+    noise = np.asarray(obs["noise"], dtype=np.float64)
+    pmax = np.asarray(obs["pmax"], dtype=np.float64)
+    weight = np.asarray(obs["weight"], dtype=np.float64)
+    wmax = weight.max(axis=-1, keepdims=True)
+    wn = np.where(wmax > 0, weight / np.where(wmax > 0, wmax, 1.0), 0.0)
+    snr = gain * (pmax[..., None, :] / noise[..., :, None])  # snr[i, j]: j's full power at receiver i, over s_i
+    direct = np.diagonal(snr, axis1=-2, axis2=-1)
+    cross = snr * (1.0 - np.eye(k))
+    lead = gain.shape[:-2]
+    received, caused = cross, np.swapaxes(cross, -1, -2)  # caused[i, j] = snr[j, i]: what i does to j
+    own = [_log_feature(direct), _log_feature(received.sum(-1)), _log_feature(caused.sum(-1)), wn]
+    out = [np.stack(own, axis=-1)]
+    if c:
+        m = min(c, k - 1)
+        # the diagonal is 0 in cross: order by value with the own link forced last
+        rank_key = np.where(np.eye(k, dtype=bool), -np.inf, cross)
+        top_rx = np.argsort(-rank_key, axis=-1, kind="stable")[..., :m]
+        top_tx = np.argsort(-np.swapaxes(rank_key, -1, -2), axis=-1, kind="stable")[..., :m]
+        w_b = np.broadcast_to(wn[..., None, :], (*lead, k, k))
+        d_b = np.broadcast_to(direct[..., None, :], (*lead, k, k))
+        rx = [_log_feature(np.take_along_axis(received, top_rx, -1)), np.take_along_axis(w_b, top_rx, -1)]
+        tx = [_log_feature(np.take_along_axis(caused, top_tx, -1)), _log_feature(np.take_along_axis(d_b, top_tx, -1)),
+              np.take_along_axis(w_b, top_tx, -1)]
+        pad = c - m
+        if pad:
+            fill = [np.full((*lead, k, pad), v) for v in (-PER_LINK_CLIP, 0.0, -PER_LINK_CLIP, -PER_LINK_CLIP, 0.0)]
+            rx = [np.concatenate([a, f], -1) for a, f in zip(rx, fill[:2])]
+            tx = [np.concatenate([a, f], -1) for a, f in zip(tx, fill[2:])]
+        out += [np.stack(rx, -1).reshape(*lead, k, 2 * c), np.stack(tx, -1).reshape(*lead, k, 3 * c)]
+    return np.concatenate(out, axis=-1).astype(np.float32)
 
 
 def action_to_power(action: Any, pmax: Any) -> np.ndarray:

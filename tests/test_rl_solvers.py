@@ -116,10 +116,13 @@ def test_untrained_refuses_to_act(name, tmp_path):
 
 
 def test_formulations():
-    with pytest.raises(NotImplementedError, match="issue 15"):
-        solvers.make("ppo", formulation="per_link")
+    assert solvers.make("ppo", formulation="per_link").formulation == "per_link"
     with pytest.raises(ValueError, match="centralized"):
         solvers.make("sac", formulation="shared")
+    with pytest.raises(ValueError, match="reward must be one of"):
+        solvers.make("ppo", formulation="per_link", reward="selfish")
+    with pytest.raises(ValueError, match="neighbors must be an integer >= 0"):
+        solvers.make("ppo", formulation="per_link", neighbors=-1)
 
 
 def test_registry_lists_both_families():
