@@ -119,7 +119,8 @@ class SB3VecEnv(VecEnv):
     def reset(self):
         seed, self._next_seed = self._next_seed, None
         obs, info = self.venv_native.reset(seed=seed)
-        self._last_obs = obs
+        # the true gains of the slot the next actions answer (what SB3PerLinkVecEnv's rewards price)
+        self._last_obs, self._last_gain = obs, info.get("true_gain")
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
         self.reset_infos = [{} for _ in range(self.num_envs)]
@@ -265,17 +266,6 @@ class SB3PerLinkVecEnv(SB3VecEnv):
     def _transform_actions(self, actions: np.ndarray) -> np.ndarray:
         a = np.asarray(actions, dtype=np.float64).reshape(self.num_networks, self.num_links)
         return action_to_power(a, self._last_obs["pmax"])
-
-    def reset(self):
-        seed, self._next_seed = self._next_seed, None
-        obs, info = self.venv_native.reset(seed=seed)
-        self._last_obs, self._last_gain = obs, info["true_gain"]
-        self._ep_return[:] = 0.0
-        self._ep_length[:] = 0
-        self.reset_infos = [{} for _ in range(self.num_envs)]
-        self._reset_seeds()
-        self._reset_options()
-        return self._transform_obs(obs)
 
     def step_wait(self):
         if self._last_obs is None:

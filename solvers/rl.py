@@ -26,10 +26,12 @@ Formulations (``formulation=``):
 Steps: ``fit(..., steps=N)`` counts env slots summed over the ``num_envs`` networks, in both formulations
 (one per-link step is K agent transitions for SB3), so the two formulations get the same budget.
 
-Discount: ``gamma=None`` (the default) means 0.0 when the env's ``speed`` is None (the slots are independent
-draws, so an action affects only its own slot's reward and the best policy is the per-slot greedy one;
-issue 15 measured 85.5 % of WMMSE with 0 against 73.1 % with SB3's 0.99), else 0.99 (a moving network: the
-channels and the weights carry over between slots). Every other SB3 hyper-parameter is a constructor
+Discount: ``gamma=None`` (the default) means 0.0: the reward is one slot's weighted sum rate, and the powers
+change later slots only through proportional-fair weights (the channels, moving or aged, do not depend on
+them). Without that feedback the best policy is the per-slot greedy one and a discount only adds the variance
+of later, uncontrollable rewards to every return; with proportional-fair weights a discounted sum of
+weighted rates rewards starving a link to inflate its weight, not the long-run utility (both measured in
+benchmarks/RESULTS.md, "RL baselines"). Pass ``gamma=`` to train on another objective. Every other SB3 hyper-parameter is a constructor
 keyword passed to the SB3 algorithm unchanged, with SB3's defaults (``n_steps``, ``batch_size``,
 ``learning_rate``, ``buffer_size``, ``learning_starts``, ``policy_kwargs`` ...).
 
@@ -64,6 +66,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from l2o_env.atomic import atomic_path
 from l2o_env.wrappers import (
     PER_LINK_NEIGHBORS,
     action_to_power,
@@ -113,7 +116,7 @@ class RLSolver(Solver):
         formulation: ``"centralized"`` or ``"per_link"`` (module docstring); default: the saved model's with
             ``path=``, else ``"centralized"``.
         path: an RL model zip written by :meth:`save` to load (``solvers.make("ppo", path="model.zip")``).
-        gamma: the discount; None: 0.0 when the training env's ``speed`` is None, else 0.99.
+        gamma: the discount; None: 0.0 (per-slot greedy; module docstring).
         policy: SB3 policy name (default ``"MlpPolicy"``).
         device: torch device of the SB3 model (default ``"cpu"``).
         neighbors: per_link only: interferers / victims in each link's view (default 5).
@@ -181,8 +184,7 @@ class RLSolver(Solver):
         if eval_every < 0:
             raise ValueError(f"{who}: eval_every must be >= 0 (0: no evaluation), got {eval_every}")
         venv = self._make_venv(env_id, num_envs, int(seed), env_kwargs)
-        speed = getattr(getattr(venv.venv_native, "config", None), "speed", None)
-        gamma = self.gamma if self.gamma is not None else (0.0 if speed is None else 0.99)
+        gamma = 0.0 if self.gamma is None else self.gamma
         agents = venv.num_envs // num_envs  # SB3 transitions per env slot (K per_link, 1 centralized)
         cls = getattr(sb3, self.algorithm)
         kwargs = {"verbose": 0, **self.sb3_kwargs}
@@ -207,26 +209,30 @@ class RLSolver(Solver):
         finally:
             callback.close()
             venv.close()
+        # SB3 completes its last rollout: PPO may train a little past the budget
+        self.meta["slots_trained"] = int(model.num_timesteps // agents)
         if callback.history["step"]:
             self.meta["eval"] = callback.history
         return self
 
     # --- save / load -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write SB3's zip of the model with our metadata as the extra member ``l2o_env.json``; returns the path
-        (``.zip`` appended when missing, as SB3 does)."""
+        """Write SB3's zip of the model with our metadata as the extra member ``l2o_env.json``, atomically
+        (a temporary file renamed over ``path``); returns the path (``.zip`` appended when missing, as SB3 does)."""
         self._require_model("save")
         p = Path(path)
         if p.suffix != ".zip":
             p = p.with_name(p.name + ".zip")
         p.parent.mkdir(parents=True, exist_ok=True)
-        self.model.save(p)
         try:
             json_meta = json.dumps(self.meta, indent=1)
         except TypeError as exc:
             raise ValueError(f"{type(self).__name__}.save: env_kwargs must be JSON values: {exc}") from None
-        with zipfile.ZipFile(p, "a") as z:
-            z.writestr(META_MEMBER, json_meta)
+        # written whole to a temporary file, then renamed: an interrupted save leaves the old file intact
+        with atomic_path(p) as tmp:
+            self.model.save(tmp)
+            with zipfile.ZipFile(tmp, "a") as z:
+                z.writestr(META_MEMBER, json_meta)
         return p
 
     def _load_into(self, path: str | os.PathLike) -> None:
@@ -349,9 +355,10 @@ class _FitCallback:
 
     def on_step(self, num_timesteps: int) -> None:
         slots = num_timesteps // self.agents
-        if slots > self.done:
-            self.bar.update(slots - self.done)
-            self.done = slots
+        shown = min(slots, self.steps)  # SB3 finishes its last rollout, which may run past the budget
+        if shown > self.done:
+            self.bar.update(shown - self.done)
+            self.done = shown
         if self.next_eval is not None and slots >= self.next_eval:
             ratio = self.evaluate()
             self.history["step"].append(slots)

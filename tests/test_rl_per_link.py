@@ -190,3 +190,61 @@ def test_fit_refuses_bad_budgets():
         solvers.make("ppo").fit("PowerControl-IC-v0", steps=0)
     with pytest.raises(ValueError, match="eval_every must be >= 0"):
         solvers.make("ppo", **TINY["ppo"]).fit("PowerControl-IC-v0", steps=8, eval_every=-1, num_links=3)
+
+
+def test_rl_baseline_example_runs_end_to_end(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ppo.zip"
+    proc = subprocess.run([sys.executable, str(root / "examples" / "rl_baseline.py"), "--steps", "64", "--slots", "16",
+                           "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.exists() and "trained ppo (per_link) for 64 slots" in proc.stdout
+    for row in ("wmmse", "ppo (per_link)", "max_power", "random_power", "mlp (ic10)"):
+        assert row in proc.stdout
+
+
+def test_rl_solvers_without_sb3_name_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    for name in [m for m in sys.modules if m.split(".")[0] == "stable_baselines3"] + ["l2o_env.sb3"]:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "stable_baselines3", None)  # makes `import stable_baselines3` fail
+    solver = solvers.make("ppo", formulation="per_link")  # building one needs no SB3
+    with pytest.raises(ImportError, match=r'pip install "l2o-env\[rl\]"'):
+        solver.fit("PowerControl-IC-v0", steps=8, num_links=3)
+    monkeypatch.delitem(sys.modules, "l2o_env.sb3", raising=False)
+
+
+def test_l2o_train_per_link_with_proportional_fair_weights(tmp_path, capsys):
+    from l2o_env.cli import main
+
+    out = tmp_path / "pf.zip"
+    assert main(["train", "ppo", "--env", "PowerControl-IC-v0", "--env-kwargs", "num_links=3,weights=proportional_fair",
+                 "--steps", "32", "--solver-kwargs", "formulation=per_link,n_steps=4,batch_size=16", "--out", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "with random weights" in printed
+    loaded = solvers.make("ppo", path=out)
+    assert loaded.formulation == "per_link" and loaded.meta["env_kwargs"]["weights"] == "proportional_fair"
+    assert loaded.meta["eval"]["weights"] == "random"
+
+
+def test_interrupted_save_keeps_the_old_model(torch_one_thread, tmp_path, monkeypatch):
+    solver = solvers.make("ppo", formulation="per_link", **TINY["ppo"])
+    solver.fit("PowerControl-IC-v0", steps=32, seed=0, num_envs=4, eval_every=0, num_links=3)
+    path = solver.save(tmp_path / "m.zip")
+    before = path.read_bytes()
+
+    def broken(self, where, *a, **k):
+        with open(where, "wb") as f:
+            f.write(b"PK half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(solver.model), "save", broken)
+    with pytest.raises(KeyboardInterrupt):
+        solver.save(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.zip"]

@@ -59,9 +59,13 @@ def test_tiny_fit_acts_feasibly_through_act_batch(trained, name):
     np.testing.assert_allclose(one, p[0], rtol=1e-5)  # float32 matmuls of a batch of 1 vs 16
 
 
-def test_gamma_default_with_speed_and_explicit():
+def test_gamma_default_is_per_slot_and_explicit():
+    # moving channels do not depend on the powers: still per-slot greedy
     s = solvers.make("ppo", **TINY["ppo"]).fit(PC, steps=128, num_envs=8, num_links=K, speed=3.0)
-    assert s.meta["gamma"] == 0.99 and s.model.gamma == 0.99
+    assert s.meta["gamma"] == 0.0 and s.model.gamma == 0.0
+    # nor with proportional-fair weights (a discounted weighted-rate return rewards gaming the weights)
+    s = solvers.make("ppo", **TINY["ppo"]).fit(PC, steps=128, num_envs=8, num_links=K, weights="proportional_fair")
+    assert s.meta["gamma"] == 0.0 and s.model.gamma == 0.0
     s = solvers.make("ppo", gamma=0.5, **TINY["ppo"]).fit(PC, steps=128, num_envs=8, num_links=K)
     assert s.meta["gamma"] == 0.5
 
