@@ -9,6 +9,8 @@ Examples::
     l2o eval --env PowerControl-IC-v0 --solvers a=truncated_wmmse,b=truncated_wmmse \\
         --solver-kwargs a.iterations=2,b.iterations=8
     l2o eval --rerun results/imac.json                # the same table again, from the saved config
+    l2o eval --env PowerControl-IC-v0 --solvers wmmse,max_power --sweep num_links=5,10,20 --seeds 5 \
+        --backend ray --ray-num-cpus 4                # 15 Ray tasks; means over 5 seeds with t intervals
     l2o train mlp --env PowerControl-IC-v0 --env-kwargs num_links=10 --steps 2000 --out runs/mlp.pt
     l2o eval --env PowerControl-IC-v0 --solvers mlp --solver-kwargs mlp.checkpoint=runs/mlp.pt
 
@@ -70,6 +72,10 @@ def _build_parser() -> argparse.ArgumentParser:
                                        "CSI)', WMMSE on the true channel")
     e.add_argument("--slots", type=int, help="slots per solver and sweep point (default 1000)")
     e.add_argument("--seed", type=int, help="env seed; every solver sees the same channels (default 0)")
+    e.add_argument("--seeds", type=int, metavar="N",
+                   help="run N seeds, --seed, --seed+1, ..., --seed+N-1 (default 1), each a whole evaluation: the "
+                        "table shows means over the seeds with 95%% Student-t intervals over them; --out keeps the "
+                        "per-seed rows (JSON seed_rows, CSV column seed)")
     e.add_argument("--sweep", help="one knob and its values: speed=0,3,30 (m/s) | density=0.5,1,2 | num_links=10,20 "
                                    "| csi_error=0,0.1,0.3 | csi_delay=0,1,2")
     e.add_argument("--env-kwargs", help="gym.make keywords, e.g. num_cells=3,num_links=12")
@@ -82,8 +88,16 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--metric", choices=("ratio", "wsr"), help="what --plot draws with 95%% error bars: ratio to "
                                                               "the reference or mean weighted sum rate (default: "
                                                               "ratio with a sweep, the sum-rate CDF without)")
+    e.add_argument("--backend", choices=("serial", "ray"), help="where the sweep points run: serial (default, this "
+                                                                "process) or ray (one Ray task per point and seed; "
+                                                                'pip install "l2o-env[ray]"; registry solvers only, '
+                                                                "checkpoint paths must exist on the workers)")
+    e.add_argument("--address", help="with --backend ray: the Ray cluster to join (HOST:PORT of `ray start --head`, "
+                                     "or auto); default: start a local Ray on this machine")
+    e.add_argument("--ray-num-cpus", type=int, metavar="N", help="with --backend ray and no --address: CPUs of the "
+                                                                 "local Ray, i.e. tasks at once (default: every core)")
     e.add_argument("--rerun", metavar="JSON", help="run again the configuration saved in JSON (a results "
-                                                    "file); --slots, --seed, --episode-length may change it")
+                                                    "file); --slots, --seed, --seeds, --episode-length may change it")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     t = sub.add_parser("train", help="train a learned solver and save its checkpoint",
@@ -220,6 +234,21 @@ def _shipped_rows(names) -> list[tuple[str, str, str]]:
     return out
 
 
+def _backend(args):
+    """The backend of ``l2o eval`` (``--backend``, ``--address``, ``--ray-num-cpus``)."""
+    ray_flags = [f for f, v in (("--address", args.address), ("--ray-num-cpus", args.ray_num_cpus)) if v is not None]
+    if args.backend != "ray":
+        if ray_flags:
+            raise _UsageError(f"{' and '.join(ray_flags)} configure the Ray backend; add --backend ray")
+        return "serial"
+    if args.address is not None and args.ray_num_cpus is not None:
+        raise _UsageError(f"--ray-num-cpus sizes the local Ray that --backend ray starts; a cluster (--address "
+                          f"{args.address}) has the CPUs its nodes were started with: drop --ray-num-cpus")
+    from l2o_env.evaluation.ray_backend import RayBackend
+
+    return RayBackend(address=args.address, num_cpus=args.ray_num_cpus)
+
+
 def _cmd_eval(args) -> int:
     from l2o_env.evaluation import ConfigError, evaluate, parse_kwargs, parse_solver_kwargs, parse_sweep, rerun
 
@@ -228,10 +257,11 @@ def _cmd_eval(args) -> int:
     if args.metric and plot is None:
         raise _UsageError(f"--metric {args.metric} chooses what --plot draws; give --plot PATH.png too")
     progress = not args.no_progress
-    for flag in ("slots", "seed", "episode_length"):
+    for flag in ("slots", "seed", "seeds", "episode_length", "ray_num_cpus"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "seed" else 1):
             raise _UsageError(f"--{flag.replace('_', '-')} must be >= {0 if flag == 'seed' else 1}, got {value}")
+    backend = _backend(args)
     if args.rerun:
         if not Path(args.rerun).is_file():
             raise _UsageError(f"--rerun {args.rerun!r}: no such file")
@@ -239,10 +269,11 @@ def _cmd_eval(args) -> int:
                                                       "reference") if getattr(args, f) is not None]
         if clash:
             raise _UsageError(f"--rerun takes the setup from {args.rerun!r}; drop {', '.join(clash)} "
-                              "(only --slots, --seed and --episode-length can change it)")
-        overrides = {f: getattr(args, f) for f in ("slots", "seed", "episode_length") if getattr(args, f) is not None}
+                              "(only --slots, --seed, --seeds and --episode-length can change it)")
+        overrides = {f: getattr(args, f) for f in ("slots", "seed", "seeds", "episode_length")
+                     if getattr(args, f) is not None}
         try:
-            result = rerun(args.rerun, progress=progress, **overrides)
+            result = rerun(args.rerun, progress=progress, backend=backend, **overrides)
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, ConfigError):
                 raise
@@ -255,7 +286,7 @@ def _cmd_eval(args) -> int:
                           seed=0 if args.seed is None else args.seed, sweep=parse_sweep(args.sweep),
                           solver_kwargs=parse_solver_kwargs(args.solver_kwargs),
                           reference=args.reference, episode_length=args.episode_length,
-                          progress=progress)
+                          progress=progress, backend=backend, seeds=1 if args.seeds is None else args.seeds)
     # files first: a closed stdout (`| head`) must not cost the results
     written = list(result.save(out)) if out is not None else []
     if plot is not None:
@@ -311,7 +342,12 @@ def _cmd_train(args) -> int:
     try:
         from l2o_env.data import ObservationSampler
 
-        sampler = ObservationSampler(args.env, seed=args.seed, **env_kwargs)
+        # an RL solver trains on the env itself, so proportional-fair weights (which the sampler refuses:
+        # they depend on an episode's rates) are allowed; its closing check then draws random weights
+        sample_kwargs = dict(env_kwargs)
+        if rl and sample_kwargs.get("weights") == "proportional_fair":
+            sample_kwargs["weights"] = "random"
+        sampler = ObservationSampler(args.env, seed=args.seed, **sample_kwargs)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{args.env}: {exc}") from exc
 
@@ -320,16 +356,16 @@ def _cmd_train(args) -> int:
     # training data are what they would be without it.
     if getattr(solver, "is_trained", False) and not getattr(solver, "random_init", False):
         try:
-            solver.act_batch(ObservationSampler(args.env, seed=args.seed, **env_kwargs)(2))
+            solver.act_batch(ObservationSampler(args.env, seed=args.seed, **sample_kwargs)(2))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"solver {args.solver!r} cannot act on {args.env} observations: {exc}") from exc
     fit_kwargs: dict[str, Any] = {"seed": args.seed, "progress": not args.no_progress}
     if args.steps is not None:
         fit_kwargs["steps"] = args.steps
-    if rl:  # SB3's progress bar needs `rich`, which is not a dependency
+    if rl:  # trained by stepping the env; its own tqdm bar (SB3's needs `rich`, not a dependency)
         history = None
         try:
-            solver.fit(args.env, steps=args.steps, seed=args.seed, **env_kwargs)
+            solver.fit(args.env, steps=args.steps, seed=args.seed, progress=not args.no_progress, **env_kwargs)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"solver {args.solver!r} cannot train on {args.env}: {exc}") from exc
     else:
@@ -360,7 +396,9 @@ def _cmd_train(args) -> int:
     kw = ",".join(f"{k}={v}" for k, v in env_kwargs.items())
     print(f"{args.solver} on {args.env}{f'({kw})' if kw else ''}: ratio to {reference} "
           f"{100 * ratio:.2f}% +/- {100 * half:.2f} on {TRAIN_EVAL_SAMPLES} fresh samples "
-          f"(mean WSR {mine.mean():.4f} vs {ref.mean():.4f} bit/s/Hz)")
+          f"(mean WSR {mine.mean():.4f} vs {ref.mean():.4f} bit/s/Hz)"
+          + (" with random weights (proportional-fair ones need an episode: l2o eval)"
+             if sample_kwargs.get("weights") != env_kwargs.get("weights") else ""))
     if isinstance(history, dict) and history.get("step") is not None:
         print(f"training: {len(history['step'])} steps, best validation ratio {history.get('best_val_ratio', float('nan')):.4f} "
               f"at step {history.get('best_step')}, {history.get('wall_time', float('nan')):.1f} s")

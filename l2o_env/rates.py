@@ -34,20 +34,46 @@ __all__ = [
 ]
 
 _LN2 = float(np.log(2.0))
+#: eigenvalues of S^H J^-1 S below this times d times the largest are rounding errors (64 float64 epsilons)
+_EIG_RTOL = 64.0 * float(np.finfo(np.float64).eps)
 
 
 def link_rates(gain: np.ndarray, power: np.ndarray, noise: np.ndarray | float) -> np.ndarray:
-    """Per-link rates in bit/s/Hz (numpy). ``gain (..., K, K)``, ``power (..., K)``, ``noise (..., K)``."""
+    """Per-link rates in bit/s/Hz (numpy). ``gain (..., K, K)``, ``power (..., K)``, ``noise (..., K)``.
+
+    Finite for every finite input with ``noise > 0``: the links whose received power or SINR overflows float64
+    (gains x powers above 1e308, out of reach of float32 observations; numpy then warns about the overflow) are
+    computed from the logarithms instead (:func:`_link_rates_from_logs`). The inputs are not validated (the env's
+    action check and the solvers' observation check do that once, at their boundaries)."""
     gain = np.asarray(gain, dtype=np.float64)
     power = np.asarray(power, dtype=np.float64)
+    noise = np.asarray(noise, dtype=np.float64)
     received = gain * power[..., None, :]  # received[i, j] = g_ij p_j
     signal = np.diagonal(received, axis1=-2, axis2=-1).copy()
     # sum the cross terms themselves: (total - signal) loses all precision when SNR > ~1e14
     idx = np.arange(received.shape[-1])
     received[..., idx, idx] = 0.0
     interference = received.sum(axis=-1)
-    sinr = signal / (np.asarray(noise, dtype=np.float64) + interference)
-    return np.log1p(sinr) / _LN2
+    sinr = signal / (noise + interference)
+    rates = np.log1p(sinr) / _LN2
+    if not np.isfinite(rates).all() or not np.isfinite(interference).all():
+        rates = np.where(np.isfinite(rates) & np.isfinite(interference), rates,
+                         _link_rates_from_logs(gain, power, noise))
+    return rates
+
+
+def _link_rates_from_logs(gain: np.ndarray, power: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """:func:`link_rates` from ``log g_ij + log p_j`` (log-sum-exp over the interference and the noise), for the
+    links whose received powers overflow float64: ``log2(1 + SINR) = softplus(log SINR) / ln 2``."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        terms = np.log(gain) + np.log(power)[..., None, :]  # -inf for the zeros
+        idx = np.arange(terms.shape[-1])
+        log_signal = terms[..., idx, idx]
+        terms[..., idx, idx] = -np.inf
+        top = np.maximum(terms.max(axis=-1), np.log(np.broadcast_to(noise, log_signal.shape)))
+        top = np.where(np.isfinite(top), top, 0.0)
+        log_denom = top + np.log(np.exp(terms - top[..., None]).sum(axis=-1) + np.exp(np.log(noise) - top))
+        return np.logaddexp(0.0, log_signal - log_denom) / _LN2
 
 
 def weighted_sum_rate(gain, power, noise, weight=None) -> np.ndarray:
@@ -186,6 +212,23 @@ def _arange(xp, k, ref):
     return np.arange(k) if xp is np else xp.arange(k, device=ref.device)
 
 
+def _solve_hermitian(xp, j, signal, noise):
+    """``J^-1 S`` for ``J = C + sigma^2 I`` (``C`` the interference covariance, Hermitian, PSD) that is singular in
+    floating point (a noise below the rounding of a rank-deficient ``C``, e.g. 1e-45 W under 1 W): from the
+    eigenvalues of ``C``, clamped at 0 (their rounding errors), plus ``sigma^2 > 0``, so never singular.
+    ``xp``: numpy or torch."""
+    if xp is np:
+        c = j - noise[..., None, None] * np.eye(j.shape[-1])
+        lam, e = np.linalg.eigh(0.5 * (c + np.conj(np.swapaxes(c, -1, -2))))
+        inv = 1.0 / (np.maximum(lam, 0.0) + noise[..., None])
+        return e @ (inv[..., :, None] * (np.conj(np.swapaxes(e, -1, -2)) @ signal))
+    eye = xp.eye(j.shape[-1], dtype=noise.dtype, device=j.device)
+    c = j - (noise[..., None, None] * eye).to(j.dtype)
+    lam, e = xp.linalg.eigh(0.5 * (c + c.conj().transpose(-1, -2)))
+    inv = (1.0 / (lam.clamp_min(0.0) + noise[..., None])).to(j.dtype)
+    return e @ (inv[..., :, None] * (e.conj().transpose(-1, -2) @ signal))
+
+
 def mimo_link_rates(channel, tx_of_link, precoder, noise) -> np.ndarray:
     """Per-link rates in bit/s/Hz of precoders on a multi-antenna network (numpy, any leading axes).
 
@@ -211,10 +254,19 @@ def mimo_link_rates(channel, tx_of_link, precoder, noise) -> np.ndarray:
     noise = np.asarray(noise, dtype=np.float64)
     j = cross @ np.conj(np.swapaxes(cross, -1, -2))  # (..., K, Nr, Nr)
     j = j + noise[..., None, None] * np.eye(nr)
-    a = np.conj(np.swapaxes(signal, -1, -2)) @ np.linalg.solve(j, signal)  # S^H J^-1 S, (..., K, d, d)
+    try:
+        solved = np.linalg.solve(j, signal)
+    except np.linalg.LinAlgError:  # singular in floating point: a noise below the interference's rounding
+        solved = _solve_hermitian(np, j, signal, noise)
+    a = np.conj(np.swapaxes(signal, -1, -2)) @ solved  # S^H J^-1 S, (..., K, d, d)
     if d == 1:
         return np.log1p(np.maximum(a[..., 0, 0].real, 0.0)) / _LN2
-    return np.linalg.slogdet(np.eye(d) + a)[1] / _LN2
+    # log det(I + A) from the eigenvalues of A (Hermitian PSD): a determinant of I + A loses the I next to a
+    # huge rank-deficient A (an SINR of 1e45 on one stream: the other eigenvalue's rounding error is 1e29, and
+    # the determinant can come out <= 0). Eigenvalues below the rounding of the largest count as 0.
+    mu = np.linalg.eigvalsh(0.5 * (a + np.conj(np.swapaxes(a, -1, -2))))
+    mu = np.where(mu > _EIG_RTOL * d * mu[..., -1:], mu, 0.0)
+    return np.log1p(mu).sum(axis=-1) / _LN2
 
 
 def mimo_link_rates_torch(channel, tx_of_link, precoder, noise):
@@ -236,11 +288,17 @@ def mimo_link_rates_torch(channel, tx_of_link, precoder, noise):
     noise = torch.as_tensor(noise, device=channel.device).to(real)
     j = cross @ cross.conj().transpose(-1, -2)
     j = j + (noise[..., None, None] * torch.eye(nr, dtype=real, device=channel.device)).to(dtype)
-    a = signal.conj().transpose(-1, -2) @ torch.linalg.solve(j, signal)
+    solved, info = torch.linalg.solve_ex(j, signal)
+    if bool((info != 0).any()):  # singular in floating point: a noise below the interference's rounding
+        solved = _solve_hermitian(torch, j, signal, noise)
+    a = signal.conj().transpose(-1, -2) @ solved
     if d == 1:
         return torch.log1p(a[..., 0, 0].real.clamp_min(0.0)) / _LN2
-    eye = torch.eye(d, dtype=dtype, device=channel.device)
-    return torch.linalg.slogdet(eye + a)[1] / _LN2
+    # from the eigenvalues of A, as mimo_link_rates (a determinant of I + A is lost next to a huge rank-deficient A)
+    mu = torch.linalg.eigvalsh(0.5 * (a + a.conj().transpose(-1, -2)))
+    rtol = 64.0 * torch.finfo(mu.dtype).eps  # (_EIG_RTOL in the tensors' precision)
+    mu = torch.where(mu > rtol * d * mu[..., -1:], mu, torch.zeros_like(mu))
+    return torch.log1p(mu).sum(-1) / _LN2
 
 
 def mimo_weighted_sum_rate(channel, tx_of_link, precoder, noise, weight=None) -> np.ndarray:

@@ -22,16 +22,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["integer", "real", "choice", "suggest", "name_unknown"]
+__all__ = ["integer", "real", "choice", "suggest", "name_unknown", "MAX_COUNT"]
 
 
-def integer(owner: str, name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an ``int >= minimum``."""
+#: the largest count of links, users, cells or antennas a channel model accepts: a network of K links holds
+#: K^2 gains, and 2^16 links are 4.3e9 of them (34 GB in float64), beyond what one network can be simulated in
+MAX_COUNT = 2**16
+
+
+def integer(owner: str, name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as an ``int >= minimum`` (and ``<= maximum`` when given)."""
     ok = not isinstance(value, (bool, np.bool_)) and (
         isinstance(value, (int, np.integer))
         or (isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer()))
-    if not ok or int(value) < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    if not ok or int(value) < minimum or (maximum is not None and int(value) > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{owner}: {name} must be an integer {allowed}, got {value!r}")
     return int(value)
 
 

@@ -76,7 +76,8 @@ def flatten_observation(obs: Mapping[str, Any]) -> np.ndarray:
     noise = np.asarray(obs["noise"], dtype=np.float64)
     pmax = np.asarray(obs["pmax"], dtype=np.float64)
     weight = np.asarray(obs["weight"], dtype=np.float64)
-    snr = gain * (pmax[..., None, :] / noise[..., :, None])
+    with np.errstate(over="ignore"):  # an overflow is inf, clipped below; pmax / noise first could give 0 x inf
+        snr = (gain * pmax[..., None, :]) / noise[..., :, None]
     feat = np.clip(np.log10(np.maximum(snr, _SNR_FLOOR)) / LOG_SCALE, -LOG_CLIP, LOG_CLIP)
     wmax = weight.max(axis=-1, keepdims=True)
     wfeat = np.where(wmax > 0, weight / np.where(wmax > 0, wmax, 1.0), 0.0)
@@ -132,7 +133,8 @@ def per_link_observation(obs: Mapping[str, Any], neighbors: int = PER_LINK_NEIGH
     weight = np.asarray(obs["weight"], dtype=np.float64)
     wmax = weight.max(axis=-1, keepdims=True)
     wn = np.where(wmax > 0, weight / np.where(wmax > 0, wmax, 1.0), 0.0)
-    snr = gain * (pmax[..., None, :] / noise[..., :, None])  # snr[i, j]: j's full power at receiver i, over s_i
+    with np.errstate(over="ignore"):  # snr[i, j]: j's full power at receiver i, over s_i (inf is clipped)
+        snr = (gain * pmax[..., None, :]) / noise[..., :, None]
     direct = np.diagonal(snr, axis1=-2, axis2=-1)
     cross = snr * (1.0 - np.eye(k))
     lead = gain.shape[:-2]
@@ -257,7 +259,8 @@ def flatten_beamforming_observation(obs: Mapping[str, Any]) -> np.ndarray:
     lead = ch.shape[:-5]
     re, im = ch[..., 0], ch[..., 1]
     mag2 = re * re + im * im  # (..., K, T, Nr, Nt)
-    snr = mag2 * (pmax[..., None, :] / noise[..., :, None])[..., None, None]
+    with np.errstate(over="ignore"):  # an overflow is inf, clipped below
+        snr = (mag2 * pmax[..., None, :, None, None]) / noise[..., :, None, None, None]
     logf = np.clip(np.log10(np.maximum(snr, _SNR_FLOOR)) / LOG_SCALE, -LOG_CLIP, LOG_CLIP)
     mag = np.sqrt(mag2)
     pos = mag > 0

@@ -6,7 +6,7 @@ projected onto the feasible set; a solver lists the families it solves in :attr:
 :meth:`Solver.act` / :meth:`Solver.act_batch` route every call through the family of the observation. For
 power control: ``gain (K, K)``, ``weight (K,)``, ``noise (K,)``, ``pmax (K,)`` for one network, or the same
 keys with a leading batch axis for :meth:`Solver.act_batch`. Extra keys (positions, ``bs_gain``) reach the
-solver untouched.
+solver untouched, once checked for NaN and inf (a ``ValueError`` naming the key).
 """
 
 from __future__ import annotations
@@ -19,6 +19,18 @@ from l2o_env.problems import Problem, get_problem, problem_of_obs
 from l2o_env.problems.power import POWER_KEYS, check_power_obs, feasible  # noqa: F401  (re-exported)
 
 __all__ = ["Solver", "check_power_obs", "feasible"]
+
+
+def _finite_extras(extras: dict[str, np.ndarray], who: str) -> dict[str, np.ndarray]:
+    """``extras`` (the keys beyond the problem's: positions, ``bs_gain``, the history), or a ValueError naming
+    the first numeric one with a NaN or inf entry: a solver may read them (WCGCN's graph, the predictive WMMSE's
+    history), and a non-finite number there must not become an action."""
+    for key, arr in extras.items():
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            bad = ~np.isfinite(arr)
+            raise ValueError(f"{who}: obs[{key!r}] contains {int(bad.sum())} NaN or inf entries (first at index "
+                             f"{tuple(int(i) for i in np.argwhere(bad)[0])}); every entry must be finite")
+    return extras
 
 
 class Solver:
@@ -44,15 +56,17 @@ class Solver:
     def act(self, obs: Mapping[str, Any]) -> np.ndarray:
         """One observation (``gain (K, K)`` ...) -> one action (powers ``(K,)`` in watts, ``0 <= p <= pmax``)."""
         problem = self.problem_for(obs)
-        batch = problem.check_obs(obs, batched=False, who=f"{type(self).__name__}.act")
-        extras = {k: np.asarray(v)[None] for k, v in obs.items() if k not in batch}
+        who = f"{type(self).__name__}.act"
+        batch = problem.check_obs(obs, batched=False, who=who)
+        extras = _finite_extras({k: np.asarray(v)[None] for k, v in obs.items() if k not in batch}, who)
         return self._act_checked(problem, {**extras, **batch})[0]
 
     def act_batch(self, obs: Mapping[str, Any]) -> np.ndarray:
         """Observations with a leading batch axis -> actions (powers ``(B, K)``, ``0 <= p <= pmax``)."""
         problem = self.problem_for(obs)
-        batch = problem.check_obs(obs, batched=True, who=f"{type(self).__name__}.act_batch")
-        extras = {k: np.asarray(v) for k, v in obs.items() if k not in batch}
+        who = f"{type(self).__name__}.act_batch"
+        batch = problem.check_obs(obs, batched=True, who=who)
+        extras = _finite_extras({k: np.asarray(v) for k, v in obs.items() if k not in batch}, who)
         return self._act_checked(problem, {**extras, **batch})
 
     def _act_checked(self, problem: Problem, obs: dict[str, np.ndarray]) -> np.ndarray:

@@ -10,8 +10,11 @@ fitting a loaded model, are in that module's docstring).
 
 A checkpoint is ONE file written by :func:`torch.save`: ``{"format": "l2o_env.solver/1", "solver": name,
 "config": dataclasses.asdict(config), "state_dict": ..., "meta": {...}}``; :meth:`load` rebuilds the
-model from the config and loads the weights with ``weights_only=True``. A missing, corrupt or mismatched
-file raises ``ValueError``/``FileNotFoundError`` saying which.
+model from the config and loads the weights with ``weights_only=True``. :meth:`save` writes atomically
+(a temporary file renamed over the destination: an interrupted save leaves the old file intact). A
+missing file raises ``FileNotFoundError``; an empty, truncated or foreign file, another format version,
+another solver's model or weights that do not fit the config raise a one-line ``ValueError`` naming the
+file and the mismatch.
 
 ``sampler(batch) -> dict`` is any callable returning batched float64 observation arrays (``gain (B,K,K)``,
 ``weight``, ``noise``, ``pmax`` ``(B,K)``, plus optional keys); :class:`l2o_env.data.ObservationSampler`
@@ -23,14 +26,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
+from l2o_env.atomic import atomic_write
 from l2o_env.problems import problem_of_obs
 from l2o_env.rates import weighted_sum_rate_torch
+from l2o_env.validation import integer
 from solvers.base import Solver
 from solvers.wmmse import resolve_device
 from solvers.wmmse_core import wmmse_run
@@ -248,13 +254,18 @@ class LearnedSolver(Solver):
             ``ValueError`` naming the ways out: ``pretrained=True`` (or a tag of :meth:`shipped`),
             ``checkpoint=PATH``, or ``fit(...)`` first. A model counts as trained once it is loaded or once a
             ``fit`` has initialised it (the training loop sets it before its first validation, which acts).
+        init_seed: seed of the initial weights (integer >= 0, default 0). The model is built with torch
+            seeded by it in a forked random state, so that a ``random_init=True`` baseline is the same model
+            in every run and process (an evaluation table is reproducible) and building a solver never
+            moves torch's global random stream. ``fit`` redraws a fresh model from its own ``seed``.
     """
 
     Config: type = None  # set by subclasses
 
     def __init__(self, config=None, *, pretrained: bool | str = False, checkpoint: str | os.PathLike | None = None,
-                 device: str | torch.device = "cpu", random_init: bool = False, **overrides):
+                 device: str | torch.device = "cpu", random_init: bool = False, init_seed: int = 0, **overrides):
         self.random_init = bool(random_init)
+        self.init_seed = integer(type(self).__name__, "init_seed", init_seed, minimum=0)
         self._trained = False
         if config is None:
             try:
@@ -266,7 +277,7 @@ class LearnedSolver(Solver):
             config = dataclasses.replace(config, **overrides)
         self.config = config
         self.device = resolve_device(device, type(self).__name__)
-        self.model = self.build().to(self.device)
+        self.model = self._build_seeded()
         self.meta: dict[str, Any] = {}
         if pretrained and checkpoint is not None:
             raise ValueError(f"{type(self).__name__}: pass either pretrained=... or checkpoint=..., not both")
@@ -307,6 +318,13 @@ class LearnedSolver(Solver):
         kwargs = self.meta.get("env_kwargs")
         return env_id, dict(kwargs) if isinstance(kwargs, Mapping) else {}
 
+    def _build_seeded(self) -> torch.nn.Module:
+        """:meth:`build` on :attr:`device` with torch seeded by ``init_seed`` in a forked random state (the
+        global one is restored afterwards): the same config gives the same initial weights in every run."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(getattr(self, "init_seed", 0))
+            return self.build().to(self.device)
+
     # --- to implement ------------------------------------------------------------------------
     def build(self) -> torch.nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -341,6 +359,18 @@ class LearnedSolver(Solver):
         the CPU cache are faster than one big batch (benchmarks/RESULTS.md, "Time per decision")."""
         return None
 
+    def _check_cast(self, t: Mapping[str, torch.Tensor]) -> None:
+        """Refuse inputs the cast to the model's dtype did not keep: a float64 value beyond float32 becomes inf,
+        a tiny noise becomes 0 (the observation itself was checked finite and in range by the problem)."""
+        for key, value in t.items():
+            if not value.is_floating_point():
+                continue
+            bad = not bool(torch.isfinite(value).all()) or (key == "noise" and not bool((value > 0).all()))
+            if bad:
+                raise ValueError(f"{type(self).__name__}: obs[{key!r}] holds values beyond the {self.dtype} range of "
+                                 f"this model (|x| up to {torch.finfo(self.dtype).max:.3g}, noise above "
+                                 f"{torch.finfo(self.dtype).tiny:.3g}); rescale the powers / noise of the scenario")
+
     def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         if not self.is_trained:
             others = [t for t in self.shipped() if t != "default"]
@@ -354,6 +384,7 @@ class LearnedSolver(Solver):
         keys = self.input_keys
         t = to_torch(obs if keys is None else {k: obs[k] for k in keys if k in obs}, dtype=self.dtype,
                      device=self.device)
+        self._check_cast(t)
         bsz = self.problem_for(obs).batch_size(obs)
         step = self._inference_chunk(t) if self.device.type == "cpu" else None
         with torch.inference_mode():
@@ -512,7 +543,11 @@ class LearnedSolver(Solver):
 
     # --- persistence -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write state dict + config (+ ``self.meta``, e.g. training scenario and validation ratio) to one file."""
+        """Write state dict + config (+ ``self.meta``, e.g. training scenario and validation ratio) to one file.
+
+        The write is atomic (:func:`l2o_env.atomic.atomic_write`): the file is written to a temporary file
+        beside ``path`` and renamed over it once complete, so an interrupted save leaves the previous file
+        (if any) intact and no partial file behind. Missing folders are created."""
         path = Path(path)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -523,49 +558,152 @@ class LearnedSolver(Solver):
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "meta": self.meta,
         }
-        torch.save(payload, path)
+        atomic_write(path, lambda f: torch.save(payload, f), "wb")
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu"):
-        """Rebuild a solver from a file written by :meth:`save`."""
-        payload = cls._read(path)
-        obj = cls(cls._config_from(payload, path), device=device)
-        obj._apply(payload, path)
+        """Rebuild a solver from a file written by :meth:`save`.
+
+        Raises ``FileNotFoundError`` for a missing file and a one-line ``ValueError`` naming the file and
+        what is wrong for anything else: an empty, truncated or non-torch file, another format version,
+        another solver's model, a config this version cannot rebuild, weights missing, unexpected, of
+        another shape than the config builds, or not finite."""
+        payload = cls._read(path, f"{cls.__name__}.load")
+        obj = cls(cls._config_from(payload, path, f"{cls.__name__}.load"), device=device)
+        obj._apply(payload, path, f"{cls.__name__}.load")
         return obj
 
     def _load_into(self, path) -> None:
-        payload = self._read(path)
-        self.config = self._config_from(payload, path)
-        self.model = self.build().to(self.device)
-        self._apply(payload, path)
+        who = f"{type(self).__name__}(checkpoint=...)"
+        payload = self._read(path, who)
+        self.config = self._config_from(payload, path, who)
+        self.model = self._build_seeded()
+        self._apply(payload, path, who)
 
     @classmethod
-    def _read(cls, path) -> dict:
+    def _read(cls, path, who: str | None = None) -> dict:
+        """The checked payload of checkpoint ``path``: a dict of the current format for this solver."""
+        who = who or f"{cls.__name__}.load"
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"{cls.__name__}.load: no checkpoint file at {path}")
+            raise FileNotFoundError(f"{who}: no checkpoint file at {path}")
+        if path.is_dir():
+            raise ValueError(f"{who}: {path}: is a folder, not a checkpoint file")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{who}: {path}: not a readable checkpoint: the file is empty (0 bytes; an interrupted "
+                             f"copy or save?)")
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a corrupt file
-            raise ValueError(f"{cls.__name__}.load: {path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"{cls.__name__}.load: {path} is not an l2o_env solver checkpoint (format {FORMAT!r} expected)")
-        if payload.get("solver") != cls.name:
-            raise ValueError(f"{cls.__name__}.load: {path} holds a {payload.get('solver')!r} model, not {cls.name!r}")
+            with warnings.catch_warnings():  # torch's pickle-protocol advice on a garbage file adds nothing
+                warnings.simplefilter("ignore", UserWarning)
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types (RuntimeError, EOFError, UnpicklingError ...)
+            raise ValueError(f"{who}: {path}: {_unreadable(exc)}") from None
+        if not isinstance(payload, dict):
+            raise ValueError(f"{who}: {path}: not an l2o_env solver checkpoint (it holds a {type(payload).__name__}, "
+                             f"not a dict with format {FORMAT!r}; write one with solver.save(path))")
+        fmt = payload.get("format")
+        if fmt is None:
+            raise ValueError(f"{who}: {path}: not an l2o_env solver checkpoint (a dict without 'format'; keys "
+                             f"{_keys(payload)}; this version reads {FORMAT})")
+        if fmt != FORMAT:
+            raise ValueError(f"{who}: {path}: format {_short(fmt)} is not supported (this version reads {FORMAT})")
+        found = payload.get("solver")
+        if found != cls.name:
+            hint = (f"; load it with solvers.make({found!r}, checkpoint=...)" if isinstance(found, str) and found
+                    else "")
+            raise ValueError(f"{who}: {path}: checkpoint holds a {_short(found)} model, not {cls.name!r}{hint}")
+        for key, kind in (("config", Mapping), ("state_dict", Mapping)):
+            if not isinstance(payload.get(key), kind):
+                got = "missing" if key not in payload else f"a {type(payload[key]).__name__}"
+                raise ValueError(f"{who}: {path}: damaged checkpoint: {key!r} is {got}, not a dict")
+        if "meta" in payload and not isinstance(payload["meta"], Mapping):
+            raise ValueError(f"{who}: {path}: damaged checkpoint: 'meta' is a {type(payload['meta']).__name__}, "
+                             f"not a dict")
         return payload
 
     @classmethod
-    def _config_from(cls, payload, path):
+    def _config_from(cls, payload, path, who: str | None = None):
+        who = who or f"{cls.__name__}.load"
+        fields = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(str(k) for k in payload["config"] if k not in fields)
+        if unknown:
+            raise ValueError(f"{who}: {path}: config has fields this version does not know: {', '.join(unknown)} "
+                             f"(a checkpoint of a newer version?); known fields: {', '.join(sorted(fields))}")
         try:
             return cls.Config(**payload["config"])
-        except TypeError as exc:
-            raise ValueError(f"{cls.__name__}.load: {path} has a config this version cannot rebuild ({exc})") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{who}: {path}: config cannot be rebuilt by this version ({_one_line(exc)})") from None
 
-    def _apply(self, payload, path) -> None:
+    def _apply(self, payload, path, who: str | None = None) -> None:
+        """Check the file's weights against a model built from its config, then load them."""
+        who = who or f"{type(self).__name__}.load"
+        expected = self.model.state_dict()
+        weights = payload["state_dict"]
+        missing = [k for k in expected if k not in weights]
+        unexpected = [str(k) for k in weights if k not in expected]
+        mismatch = f"{who}: {path}: the weights do not match the config"
+        if missing or unexpected:
+            parts = ([f"missing {_names(missing)}"] if missing else []) + (
+                [f"unexpected {_names(unexpected)}"] if unexpected else [])
+            raise ValueError(f"{mismatch}: {'; '.join(parts)} (a model built from the file's config has "
+                             f"{len(expected)} entries)")
+        for key, want in expected.items():
+            got = weights[key]
+            if not isinstance(got, torch.Tensor):
+                raise ValueError(f"{mismatch}: weight {key!r} is a {type(got).__name__}, not a tensor")
+            if tuple(got.shape) != tuple(want.shape):
+                raise ValueError(f"{mismatch}: weight {key!r} has shape {tuple(got.shape)} in the file but "
+                                 f"{tuple(want.shape)} in a solver built from its config")
+            if got.is_floating_point() or got.is_complex():
+                bad = int((~torch.isfinite(got)).sum())
+                if bad:
+                    raise ValueError(f"{who}: {path}: damaged checkpoint: weight {key!r} holds {bad} NaN/inf "
+                                     f"value{'s' if bad > 1 else ''} (of {got.numel()})")
         try:
-            self.model.load_state_dict(payload["state_dict"])
-        except (RuntimeError, KeyError) as exc:
-            raise ValueError(f"{type(self).__name__}.load: weights in {path} do not match the config ({exc})") from None
-        self.meta = dict(payload.get("meta", {}))
+            self.model.load_state_dict(weights)
+        except (RuntimeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{mismatch} ({_one_line(exc)})") from None
+        self.meta = dict(payload.get("meta") or {})
         self._trained = True
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    """``"Type: first line of the message"``, cut to ``limit`` characters (torch's messages run to pages)."""
+    text = " ".join(next((line for line in str(exc).splitlines() if line.strip()), "").split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in one line."""
+    msg = str(exc)
+    detail = None
+    if "WeightsUnpickler error:" in msg:  # torch's weights-only unpickler: the useful line is after this marker
+        rest = msg.split("WeightsUnpickler error:", 1)[1]
+        detail = next((line.strip() for line in rest.splitlines() if line.strip()), "")
+        if detail.startswith("Unsupported global"):
+            detail = detail.split(" was not an allowed global", 1)[0]
+            return (f"not an l2o_env solver checkpoint: it holds Python objects that a weights-only load refuses "
+                    f"({detail}); write checkpoints with solver.save(path)")
+        detail = f"{type(exc).__name__}: {detail}"
+    elif "zip archive:" in msg:  # PytorchStreamReader: "failed reading zip archive: <why>. This is an ..."
+        detail = "zip archive: " + msg.split("zip archive:", 1)[1].split(". ", 1)[0].strip().rstrip(".")
+    return (f"not a readable checkpoint: truncated or not a torch file "
+            f"({detail or _one_line(exc)}; an interrupted copy or save?)")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _keys(mapping: Mapping) -> str:
+    keys = [str(k) for k in mapping][:8]
+    return "[" + ", ".join(map(repr, keys)) + (", ...]" if len(mapping) > 8 else "]")
+
+
+def _names(keys: list[str], shown: int = 4) -> str:
+    """``"'a', 'b' and 3 more"``."""
+    head = ", ".join(map(repr, keys[:shown]))
+    return head + (f" and {len(keys) - shown} more" if len(keys) > shown else "")

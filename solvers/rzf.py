@@ -61,6 +61,12 @@ class RZF(Solver):
         pmax = t["pmax"]
         noise_sum = (heard @ t["noise"].unsqueeze(-1)).squeeze(-1)
         lam = torch.where(pmax > 0, noise_sum / pmax.clamp_min(tiny), torch.ones_like(pmax))  # (B, T)
+        # a regulariser below the rounding of a rank-deficient Gram matrix (fewer receivers than antennas at a
+        # high SNR, e.g. a channel of 1e8 over a unit noise) leaves the matrix singular in floating point: it
+        # is raised to 8 Nt eps tr(Gram), which a realistic SNR never reaches (the direction is then the
+        # zero-forcing limit, which the regularised inverse tends to)
+        trace = torch.diagonal(gram, dim1=-2, dim2=-1).real.sum(-1)
+        lam = torch.maximum(lam, (8.0 * nt * torch.finfo(lam.dtype).eps) * trace)
         eye = torch.eye(nt, dtype=gram.dtype)
         b_idx = torch.arange(bsz)[:, None]
         regularised = (gram + lam[..., None, None] * eye)[b_idx, ch.tx_of_link]  # (B, K, Nt, Nt)

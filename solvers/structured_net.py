@@ -11,7 +11,12 @@ Notation (this library's convention): ``H_{k,t}`` is the ``Nr x Nt`` channel fro
 ``t`` to the receiver of link ``k``, ``t(k)`` the transmitter of link ``k``, ``V_k`` its ``Nt x d`` precoder
 (``d = Nr``). Every channel of receiver ``k`` is scaled to ``G_{k,t} = H_{k,t} sqrt(P_t / sigma_k^2)`` and
 every precoder to ``X_k = V_k / sqrt(P_{t(k)})``, so that the noise is 1 and each transmitter's budget is
-``sum_{k: t(k) = t} ||X_k||_F^2 <= 1`` (the rates do not change).
+``sum_{k: t(k) = t} ||X_k||_F^2 <= 1`` (the rates do not change). A sample whose largest scaled entry
+``|G|`` exceeds ``1e4`` (an SNR of 80 dB on one antenna pair, far above any training scenario; a tiny noise
+would otherwise overflow the float32 net into NaN) has all its ``G`` scaled down together to that peak, as
+if its noise were higher. Likewise weights above 100 (the largest an env gives, proportional fairness's cap)
+are scaled down together to a largest weight of 100: the same problem (the weighted sum rate's maximiser
+does not change when every weight is multiplied by one number).
 
 The network (Fig. 1), one sample:
 
@@ -87,6 +92,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from l2o_env.problems import get_problem
+from l2o_env.problems.power import PF_MIN_RATE
 from l2o_env.validation import integer, real
 from solvers.learned import LearnedSolver
 from solvers.wmmse_mimo_core import scale_to_budget
@@ -94,6 +100,10 @@ from solvers.wmmse_mimo_core import scale_to_budget
 __all__ = ["StructuredNetConfig", "StructuredNet", "StructuredNetModel", "lifting_matrix", "paper_widths"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: the largest scaled channel entry |G| the net sees (module docstring): 80 dB of SNR on one antenna pair
+MAX_SCALED_CHANNEL = 1e4
+#: the largest weight the net sees (module docstring): proportional fairness's cap, the largest an env gives
+MAX_WEIGHT = 1.0 / PF_MIN_RATE
 _WIDTHS = ("channel_embed", "product_embed", "signal_embed", "precoder_embed", "left_hidden", "init_hidden",
            "right_hidden")
 
@@ -354,12 +364,18 @@ class StructuredNetModel(nn.Module):
         same, other = _pool_masks(tx, real)
         amp = torch.sqrt(pmax[:, None, :] / noise[:, :, None])  # (B, K, T): sqrt(P_t / sigma_k^2)
         g = channel * amp[..., None, None]
+        peak = g.abs().flatten(1).amax(-1)  # (NaN, inf: an SNR beyond float32; > 0 needed as the net's input)
+        if not bool((peak <= MAX_SCALED_CHANNEL).all()):
+            g = _saturate(channel, pmax, noise)
         # G_{j, t(k)} for every (j, k): row j receiver, column k sender's transmitter -> (B, K, K, Nr, Nt)
         idx = tx[:, None, :, None, None].expand(bsz, k, k, nr, nt)
         g_link = torch.gather(g, 2, idx)
         eye_k = torch.eye(k, dtype=torch.bool, device=channel.device)
         direct = g_link[:, eye_k]  # (B, K, Nr, Nt)
         wgt = weight.to(real)
+        top = wgt.amax(-1, keepdim=True)
+        if not bool((top <= MAX_WEIGHT).all()):  # (scaling every weight of a sample keeps its problem)
+            wgt = wgt / (top / MAX_WEIGHT).clamp_min(1.0)
 
         # initialisation module (original space)
         chan_emb = F.gelu(self.emb_direct(_flat(direct, 2)))
@@ -385,6 +401,16 @@ class StructuredNetModel(nn.Module):
             w_left, w_right, prev = layer(g_link_l, x, chan_emb, wgt, prev, same, other, terms)
             x = normalise(w_left @ x @ w_right)
         return scale_to_budget(dmat @ x, serves, tx, pmax)
+
+
+def _saturate(channel: torch.Tensor, pmax: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """``G = H sqrt(P_t / sigma_k^2)`` computed in float64 (it may overflow the net's dtype), every sample whose
+    peak ``|G|`` exceeds :data:`MAX_SCALED_CHANNEL` scaled down to it, in the dtype of ``channel``."""
+    amp = torch.sqrt(pmax.double()[:, None, :] / noise.double()[:, :, None])
+    g = channel.to(torch.complex128) * amp[..., None, None]
+    peak = g.abs().flatten(1).amax(-1)
+    shrink = torch.where(peak > MAX_SCALED_CHANNEL, MAX_SCALED_CHANNEL / peak.clamp_min(1e-300), torch.ones_like(peak))
+    return (g * shrink[:, None, None, None, None]).to(channel.dtype)
 
 
 class StructuredNet(LearnedSolver):

@@ -32,6 +32,13 @@ beamforming scenario; the paper's setting is ``Beamforming-MISO-v0``.
 
 ``pgd_wmmse`` is the same network with every step size fixed at its initial value 1 (nothing to learn; it
 acts without training): the row of a table that says what learning the step sizes adds.
+
+Range: the fixed step sizes tie the PGD steps to the observation's scale (``A_t`` grows like
+``SNR^2 / P``), so float32 observations far from any training scenario (entries up to 1e38) overflow the net's
+float32 arithmetic. A batch with a sample outside the box SNR ``|H|^2 P / sigma^2 <= 1e6``, ``|H|^2 P <= 1e12``,
+budgets in ``[1e-6, 1e6]`` W (or 0) and weights ``<= 100`` runs in float64 instead, with every SNR above
+``1e12`` (120 dB) brought down to it by a higher noise and weights above 100 scaled down together to 100
+(the problem's optimum does not change; the PGD steps do). Any other batch runs as it is.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import torch
 from torch import nn
 
 from l2o_env.problems import get_problem
+from l2o_env.problems.power import PF_MIN_RATE
 from l2o_env.validation import integer, real
 from solvers.learned import LearnedSolver
 from solvers.wmmse_mimo_core import _batch_links, matched_filter, mimo_uw_update, mimo_wmmse_prepare, within_budget
@@ -102,6 +110,28 @@ def pgd_gradient_terms(ch, weight: torch.Tensor, u: torch.Tensor, w: torch.Tenso
     a = qw.permute(0, 2, 3, 1, 4).reshape(bsz, t, nt, k * d) @ by_tx.mH
     a = 0.5 * (a + a.mH)  # A_t: (B, T, Nt, Nt)
     return a[b_idx, ch.tx_of_link], qw[b_idx, k_idx, ch.tx_of_link]
+
+
+#: the box of the module docstring's "Range": SNR, budget, received power |H|^2 P, weight
+_SAFE_SNR, _SAFE_BUDGET, _SAFE_POWER, _MAX_WEIGHT = 1e6, 1e6, 1e12, 1.0 / PF_MIN_RATE
+#: the largest SNR (|H|^2 P / sigma^2) of an observation outside the box: 120 dB
+_MAX_SNR = 1e12
+
+
+def _within_range(channel: torch.Tensor, noise: torch.Tensor, pmax: torch.Tensor, weight: torch.Tensor):
+    """``(channel, noise, pmax, weight)`` as given when every sample is inside the box of the module docstring
+    ("Range"), else all in float64 with the SNR floor and the weight cap applied."""
+    peak = channel.abs().flatten(1).amax(-1).double() ** 2 * pmax.double().amax(-1)  # (B,) largest |H|^2 P
+    snr = peak / noise.double().amin(-1)
+    budget = pmax.double()
+    top = weight.double().amax(-1)
+    inside = ((peak <= _SAFE_POWER) & (snr <= _SAFE_SNR) & (top <= _MAX_WEIGHT)
+              & ((budget == 0) | ((budget >= 1.0 / _SAFE_BUDGET) & (budget <= _SAFE_BUDGET))).all(-1))
+    if bool(inside.all()):
+        return channel, noise, pmax, weight
+    nz = torch.maximum(noise.double(), (peak / _MAX_SNR)[:, None])
+    w = weight.double() * torch.clamp(_MAX_WEIGHT / top.clamp_min(1e-300), max=1.0)[:, None]
+    return channel.to(torch.complex128), nz, budget, w
 
 
 class UnfoldedWMMSENet(nn.Module):
@@ -175,7 +205,8 @@ class UnfoldedWMMSE(LearnedSolver):
         channel = obs["channel"]
         if not channel.is_complex():
             channel = torch.view_as_complex(channel.contiguous())
-        layers = self.model(channel, obs["tx_of_link"], obs["noise"], obs["pmax"], obs["weight"])
+        channel, noise, pmax, weight = _within_range(channel, obs["noise"], obs["pmax"], obs["weight"])
+        layers = self.model(channel, obs["tx_of_link"], noise, pmax, weight)
         return [torch.view_as_real(v) for v in layers]
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -85,6 +85,8 @@ _NODE_FEATURES = ("ones", "weight")
 _AGGREGATES = ("out", "both")
 _TRANSFORMS = ("linear", "log1p")
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: the GCN input scale is at least this fraction of the largest amplitude (see UWMMSENet.coefficients)
+_MIN_SCALE = 2.0**-40
 
 
 @dataclass
@@ -277,6 +279,11 @@ class UWMMSENet(nn.Module):
         # paper's H (row = transmitter) is the transpose of our amplitude matrix (row = receiver)
         dt = self.gcn_dtype
         graph = gain.to(dt).clamp_min(0.0).sqrt().transpose(-1, -2)
+        # a gain beyond the GCN's dtype (above 3.4e38 for float32): the amplitudes and their scale in the gains'
+        # dtype, divided by the scale before the cast (the GCN is linear in H / s, or reads log1p(H / s))
+        prescale = dt != gain.dtype and not bool(torch.isfinite(graph).all())
+        if prescale:
+            graph = gain.clamp_min(0.0).sqrt().transpose(-1, -2)
         diag = torch.diagonal(graph, dim1=-2, dim2=-1)
         scale = None
         if self.input_scale == "mean_diag":
@@ -284,7 +291,17 @@ class UWMMSENet(nn.Module):
         elif self.input_scale == "max":
             scale = graph.flatten(1).amax(dim=-1)
         if scale is not None:
-            scale = scale.clamp_min(torch.finfo(dt).tiny)
+            # a network whose direct links are all (nearly) zero has mean_diag = 0: H / s would overflow to inf
+            # and the GCN output to NaN. The scale never drops below 2^-40 of the largest amplitude (realistic
+            # networks are far from it), so H / s stays finite and a zero network stays zero.
+            top = graph.flatten(1).amax(dim=-1)
+            scale = torch.maximum(scale, top * _MIN_SCALE).clamp_min(torch.finfo(dt).tiny)
+        if prescale:
+            if scale is not None:
+                graph = graph * (1.0 / scale)[:, None, None]
+            graph = graph.to(dt)
+            diag = torch.diagonal(graph, dim1=-2, dim2=-1)
+            scale = None
         if self.log_input:  # the GCN is no longer linear in H: transform the matrix itself
             if scale is not None:
                 graph = graph * (1.0 / scale)[:, None, None]
@@ -353,6 +370,17 @@ class UWMMSE(LearnedSolver):
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.model(obs["gain"], obs["noise"], obs["pmax"], obs["weight"])
+
+    def _solve(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        power = super()._solve(obs)
+        if not np.isfinite(power).all():  # the WMMSE layers overflow only beyond the float32 range of the input
+            rows = np.flatnonzero(~np.isfinite(power).all(-1))
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                snr = float(np.max(obs["gain"] * obs["pmax"][:, None, :] / obs["noise"][..., None]))
+            raise ValueError(f"UWMMSE: the unfolded WMMSE layers left the floating-point range on sample(s) "
+                             f"{rows[:10].tolist()}: the observation's SNR (gain x pmax / noise) reaches {snr:.3g}, "
+                             "beyond what they can represent (observations within the float32 range stay inside it)")
+        return power
 
     def coefficients(self, obs: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The learned ``a, b`` (each ``(B, L, K)``) of a batched observation (Sec. IV-D's analysis)."""

@@ -74,6 +74,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import MessagePassing
 
 from l2o_env.problems import get_problem, problem_of_obs
+from l2o_env.problems.power import PF_MIN_RATE
 from l2o_env.validation import choice, integer, real
 from solvers.learned import LearnedSolver
 
@@ -250,8 +251,26 @@ class _ConfigFamily:
         return frozenset({obj.config.problem})
 
 
-def _log10_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    return torch.log10(num / den).clamp_min(_TINY_DB)
+#: the largest weight the net reads: proportional fairness's cap, the largest weight an env gives
+MAX_WEIGHT = 1.0 / PF_MIN_RATE
+
+
+def _capped(weight: torch.Tensor) -> torch.Tensor:
+    """Weights ``(B, K)``; a sample whose largest weight exceeds :data:`MAX_WEIGHT` has them all scaled down
+    together to that maximum: the same problem (the weighted sum rate's maximiser does not change when every
+    weight is multiplied by one number), and a node feature the net can take (1e38 overflows it into NaN)."""
+    top = weight.amax(-1, keepdim=True)
+    if bool((top <= MAX_WEIGHT).all()):
+        return weight
+    return weight / (top / MAX_WEIGHT).clamp_min(1.0)
+
+
+def _log10_snr(gain: torch.Tensor, pmax: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """``log10(gain pmax / noise)`` floored at ``_TINY_DB`` (a zero gain or budget gives the floor), in the
+    dtype of ``gain``. Summed as logarithms in float64: the product and the ratio of float32 observations
+    overflow float32 (a gain of 1e20 at 1e20 W over a noise of 1e-45 W is 1e85), each logarithm does not."""
+    db = torch.log10(gain.double()) + torch.log10(pmax.double()) - torch.log10(noise.double())
+    return db.clamp_min(_TINY_DB).to(gain.dtype)
 
 
 class WCGCN(LearnedSolver):
@@ -374,15 +393,20 @@ class WCGCN(LearnedSolver):
         if self.beamforming:
             from solvers.wcgcn_beamforming import beamforming_features
 
+            nt = obs["channel"].shape[-2]
+            if nt != self.config.num_antennas:
+                raise ValueError(f"WCGCN: this net is a {self._family_text('beamforming', self.config.num_antennas)} "
+                                 f"net; the observation's channel {tuple(obs['channel'].shape)} has Nt = {nt} "
+                                 "transmit antennas. Fit a WCGCN on that network (a fresh one adapts to the data)")
             return beamforming_features(obs, edge_threshold=self.config.edge_threshold,
                                         max_neighbors=self.config.max_neighbors)
         gain, noise, pmax = obs["gain"], obs["noise"], obs["pmax"]
         edge_index, b, i, j = self._graph(obs)
         direct = torch.diagonal(gain, dim1=-2, dim2=-1)
         # pmax = 0 links get a floor value; their power is 0 anyway (p = x pmax)
-        direct_db = _log10_ratio(direct * pmax, noise).reshape(-1)
-        inr_in = _log10_ratio(gain[b, i, j] * pmax[b, j], noise[b, i])   # j's interference at i
-        inr_out = _log10_ratio(gain[b, j, i] * pmax[b, i], noise[b, j])  # i's interference at j
+        direct_db = _log10_snr(direct, pmax, noise).reshape(-1)
+        inr_in = _log10_snr(gain[b, i, j], pmax[b, j], noise[b, i])   # j's interference at i
+        inr_out = _log10_snr(gain[b, j, i], pmax[b, i], noise[b, j])  # i's interference at j
         return direct_db, edge_index, torch.stack([inr_in, inr_out], dim=-1)
 
     #: edges per ``forward`` call in ``act_batch`` on the CPU. The ``(|E|, 32)`` messages of a chunk then stay
@@ -414,11 +438,12 @@ class WCGCN(LearnedSolver):
             from solvers.wcgcn_beamforming import precoders_from_fractions
 
             q, direct_db, edge_index, edge_in, edge_out = self._features(obs)
-            out = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_in, edge_out, all_layers=all_layers)
+            out = self.model(direct_db, _capped(obs["weight"]).reshape(-1), edge_index, edge_in, edge_out,
+                             all_layers=all_layers)
             return [precoders_from_fractions(obs, q, y) for y in (out if all_layers else [out])]
         gain, pmax = obs["gain"], obs["pmax"]
         direct_db, edge_index, edge_db = self._features(obs)
-        out = self.model(direct_db, obs["weight"].reshape(-1), edge_index, edge_db, all_layers=all_layers)
+        out = self.model(direct_db, _capped(obs["weight"]).reshape(-1), edge_index, edge_db, all_layers=all_layers)
         return [frac.reshape(gain.shape[0], gain.shape[-1]) * pmax for frac in (out if all_layers else [out])]
 
     # --- training (hooks of the shared loop, solvers/training.py; described in the class docstring) ---

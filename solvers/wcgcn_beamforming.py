@@ -128,9 +128,11 @@ class WCGCNBeamformingNet(StandardisedGNN):
         in the frame of ``j`` and ``h_{i -> j}`` in the frame of ``i`` (of edge ``j -> i``).
         """
         mean, std = self.feat_mean, self.feat_std
-        a = ((direct_db - mean[0]) / std[0])[:, None]
-        dir_in, db_in = canonical(edge_in)
-        dir_out, db_out = canonical(edge_out)
+        dtype = mean.dtype
+        a = ((direct_db.to(dtype) - mean[0]) / std[0])[:, None]
+        # (the edge channels may be complex128, beyond the net's range: reduced to bounded features first)
+        dir_in, db_in = (x.to(dtype) for x in canonical(edge_in))
+        dir_out, db_out = (x.to(dtype) for x in canonical(edge_out))
         e = torch.cat([dir_in, (db_in[:, None] - mean[1]) / std[1], dir_out, (db_out[:, None] - mean[1]) / std[1]],
                       dim=-1)
         y = torch.zeros(a.shape[0], 2 * self.num_antennas, dtype=a.dtype, device=a.device)
@@ -201,7 +203,8 @@ def _link_channels(obs: Mapping[str, torch.Tensor], who: str) -> tuple[torch.Ten
     if ch.ndim != 6 or ch.shape[3] != 1:
         raise ValueError(f"{who}: WCGCN beamforming needs single-antenna receivers (channel (B, K, T, 1, Nt, 2), the "
                          f"paper's MISO network); got channel of shape {tuple(ch.shape)}")
-    return ch[:, :, :, 0] / obs["noise"].sqrt()[:, :, None, None, None], obs["tx_of_link"].long()
+    # in float64: a float32 channel over the root of a float32 noise overflows float32 (1e19 / 1e-22)
+    return ch[:, :, :, 0].double() / obs["noise"].double().sqrt()[:, :, None, None, None], obs["tx_of_link"].long()
 
 
 def beamforming_graph(obs: Mapping[str, torch.Tensor], *, edge_threshold: float, max_neighbors: int,
@@ -233,10 +236,15 @@ def beamforming_features(obs: Mapping[str, torch.Tensor], *, edge_threshold: flo
     cross channels ``h_{j -> i} = H_{i, t(j)}`` in the frame of ``j`` and ``h_{i -> j} = H_{j, t(i)}`` in the
     frame of ``i`` (complex; channels divided by the receiver's ``sigma`` and multiplied by the link's
     :func:`link_amplitude`, so ``||h||^2`` is an SNR or INR at full power).
+
+    Computed in float64 (SNRs of float32 observations overflow float32: a channel of 1e10 over a noise of
+    1e-45 W); the frames and ``direct_db`` come back in the observation's dtype, the edge channels in
+    complex128 (:func:`canonical` reduces them to a direction and a log strength in float64 before the net,
+    :class:`WCGCNBeamformingNet`, casts those to its own dtype).
     """
     ch, tx = _link_channels(obs, who)
     bsz, k, t, nt, _ = ch.shape
-    amp = link_amplitude(obs)  # (B, K)
+    amp = link_amplitude({key: obs[key].double() if key == "pmax" else obs[key] for key in ("pmax", "tx_of_link")})
     edge_index, b, i, j = beamforming_graph(obs, edge_threshold=edge_threshold, max_neighbors=max_neighbors, who=who)
     cplx = torch.view_as_complex(ch.contiguous())  # (B, K, T, Nt)
     ids = torch.arange(k, device=ch.device)
@@ -249,7 +257,8 @@ def beamforming_features(obs: Mapping[str, torch.Tensor], *, edge_threshold: flo
     src, dst = edge_index
     edge_in = (q[src].transpose(-1, -2) @ h_in[..., None])[..., 0]
     edge_out = (q[dst].transpose(-1, -2) @ h_out[..., None])[..., 0]
-    return q, direct_db, edge_index, edge_in, edge_out
+    dtype = obs["channel"].dtype
+    return q.to(torch.promote_types(dtype, torch.complex64)), direct_db.to(dtype), edge_index, edge_in, edge_out
 
 
 def precoders_from_fractions(obs: Mapping[str, torch.Tensor], q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

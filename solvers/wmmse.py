@@ -3,7 +3,7 @@ behind the :class:`~solvers.base.Solver` interface."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from solvers.wmmse_core import wmmse_run
 from solvers.wmmse_mimo_core import (beamforming_tensors, link_power, matched_filter, mimo_wmmse_prepare,
                                      mimo_wmmse_run, num_streams, precoders_to_numpy, scale_to_budget)
 
-__all__ = ["WMMSE", "resolve_device", "resolve_dtype"]
+__all__ = ["WMMSE", "resolve_device", "resolve_dtype", "out_of_range"]
 
 _INITS = ("full", "warm")
 
@@ -42,6 +42,31 @@ def resolve_dtype(dtype: Any, who: str) -> torch.dtype:
         return table[dtype]
     except (KeyError, TypeError):
         raise ValueError(f"{who}: dtype must be torch.float64 or torch.float32 (or their names), got {dtype!r}") from None
+
+
+def out_of_range(who: str, dtype: torch.dtype, obs: Mapping[str, np.ndarray],
+                 result: torch.Tensor | None = None) -> ValueError:
+    """The error for an observation on which a WMMSE iteration leaves the floating-point range (NaN/inf, or a
+    failed factorisation): observations within the float32 range stay inside it (tests/test_fuzz_solvers.py),
+    so this is an SNR beyond float32's, which no channel model produces. ``result``: the iterate, to name the
+    samples that left the range."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if "channel" in obs:
+            ch = np.asarray(obs["channel"])
+            tx = np.rint(np.asarray(obs["tx_of_link"])).astype(np.intp)
+            budget = np.take_along_axis(np.asarray(obs["pmax"]), tx, axis=-1)  # (B, K) of each link's transmitter
+            snr = (ch ** 2).sum(-1).max(axis=(2, 3, 4)) * budget / np.asarray(obs["noise"])
+        else:
+            snr = np.asarray(obs["gain"]) * np.asarray(obs["pmax"])[:, None, :] / np.asarray(obs["noise"])[..., None]
+    where = ""
+    if result is not None:
+        bad = ~torch.isfinite(torch.view_as_real(result.resolve_conj()) if result.is_complex() else result)
+        rows = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(-1).cpu().numpy())
+        where = f" of sample(s) {rows[:10].tolist()}"
+    return ValueError(
+        f"{who}: the WMMSE iteration{where} left the {str(dtype).replace('torch.', '')} range on this "
+        f"observation: its SNR (gain x pmax / noise) reaches {float(np.max(snr)):.3g}, beyond what the iteration "
+        "can represent (observations within the float32 range, as the envs give, stay inside it)")
 
 
 class WMMSE(Solver):
@@ -163,6 +188,8 @@ class WMMSE(Solver):
         t = self._tensors(obs)
         power, iters = wmmse_run(t["gain"], t["noise"], t["pmax"], t["weight"], self._initial_v(t),
                                  max_iter=self.max_iter, tol=self.tol)
+        if not bool(torch.isfinite(power).all()):
+            raise self._out_of_range(obs, power)
         self.last_iterations = iters.cpu().numpy()
         if self.init == "warm":
             self._previous = power
@@ -184,13 +211,21 @@ class WMMSE(Solver):
 
     def _solve_beamforming(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         t = beamforming_tensors(obs, self.dtype, self.device)
-        v0 = self._initial_precoders(t, num_streams(obs))
-        v, iters = mimo_wmmse_run(t["channel"], t["tx_of_link"], t["noise"], t["pmax"], t["weight"], v0,
-                                  max_iter=self.max_iter, tol=self.tol)
+        try:
+            v0 = self._initial_precoders(t, num_streams(obs))
+            v, iters = mimo_wmmse_run(t["channel"], t["tx_of_link"], t["noise"], t["pmax"], t["weight"], v0,
+                                      max_iter=self.max_iter, tol=self.tol)
+        except (torch.linalg.LinAlgError, FloatingPointError) as exc:
+            raise self._out_of_range(obs) from exc
+        if not bool(torch.isfinite(torch.view_as_real(v.resolve_conj())).all()):
+            raise self._out_of_range(obs, v)
         self.last_iterations = iters.cpu().numpy()
         if self.init == "warm":
             self._previous_precoders = v
         return precoders_to_numpy(v)
+
+    def _out_of_range(self, obs: dict[str, np.ndarray], result: torch.Tensor | None = None) -> ValueError:
+        return out_of_range(type(self).__name__, self.dtype, obs, result)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(max_iter={self.max_iter}, tol={self.tol}, init={self.init!r}, "

@@ -10,7 +10,7 @@ import torch
 from l2o_env.rates import weighted_sum_rate_torch
 from l2o_env.validation import integer, real
 from solvers.base import Solver
-from solvers.wmmse import resolve_device, resolve_dtype
+from solvers.wmmse import out_of_range, resolve_device, resolve_dtype
 from solvers.wmmse_core import wmmse_run
 
 __all__ = ["WMMSEBestOf"]
@@ -85,6 +85,8 @@ class WMMSEBestOf(Solver):
             hi = min(bsz, lo + chunk)
             power[lo:hi], best[lo:hi] = self._solve_chunk(
                 {key: obs[key][lo:hi] for key in ("gain", "noise", "pmax", "weight")}, frac[:, lo:hi])
+        if not np.isfinite(power).all():
+            raise out_of_range(type(self).__name__, self.dtype, obs, torch.as_tensor(power))
         self.last_best_start = best
         return power
 

@@ -166,14 +166,36 @@ def mimo_uw_update(ch: MIMOChannel, noise, v):
     r = (ch.cross @ v).view(bsz, k, k, nr, d)  # r[b, j, k] = H_{k,t(j)} V_j
     signal = torch.diagonal(r, dim1=1, dim2=2).permute(0, 3, 1, 2)  # (B, K, Nr, d): S_k
     interf = (r.permute(0, 2, 3, 1, 4) * ch.off_diagonal).reshape(bsz, k, nr, k * d)  # [H_{k,t(j)} V_j]_{j != k}
-    n = interf @ interf.mH + noise[..., None, None] * _eye(nr, noise)  # N_k (Hermitian, > 0)
+    cov = interf @ interf.mH
+    n = cov + _noise_floor(noise, cov)[..., None, None] * _eye(nr, noise)  # N_k (Hermitian, > 0)
     y = torch.cholesky_solve(signal, torch.linalg.cholesky(n))  # N^{-1} S
     w = _eye(d, v) + signal.mH @ y  # eq. (5) = I + S^H N^{-1} S
     w = 0.5 * (w + w.mH)
-    chol_w = torch.linalg.cholesky(w)
+    chol_w, info = torch.linalg.cholesky_ex(w)
     rate = 2.0 * torch.log(torch.diagonal(chol_w, dim1=-2, dim2=-1).real).sum(-1) / _LN2
     u = torch.cholesky_solve(y.mH, chol_w).mH  # eq. (4): N^{-1} S W^{-1} = J^{-1} S
+    failed = info != 0
+    if bool(failed.any()):
+        # W = I + S^H N^{-1} S with a rank-deficient S^H N^{-1} S beyond ~1e16: the I is below the rounding of the
+        # other term and W is not positive definite in floating point. Those links take the same quantities from
+        # the eigenvalues of S^H N^{-1} S, clamped at 0 (its rounding errors): W = E (1 + L) E^H.
+        lam, e = torch.linalg.eigh(w - _eye(d, v))
+        lam = lam.clamp_min(0.0)
+        w_eig = (e * (1.0 + lam).unsqueeze(-2).to(e.dtype)) @ e.mH
+        u_eig = y @ ((e * (1.0 / (1.0 + lam)).unsqueeze(-2).to(e.dtype)) @ e.mH)
+        rate_eig = torch.log1p(lam).sum(-1) / _LN2
+        pick = failed[..., None, None]
+        w, u, rate = torch.where(pick, w_eig, w), torch.where(pick, u_eig, u), torch.where(failed, rate_eig, rate)
     return u, w, rate
+
+
+def _noise_floor(noise, cov):
+    """``noise (B, K)``, raised where it is below the working precision of the interference covariance ``cov``
+    ``(B, K, Nr, Nr)`` (``8 Nr eps tr(cov)``): an interference of rank below ``Nr`` plus such a noise is
+    singular in floating point (the Cholesky factorisation fails), e.g. a 1e-27 W noise under 1e-9 W of
+    interference. Any realistic noise is far above the floor, and ``maximum`` returns it exactly."""
+    floor = (8.0 * cov.shape[-1] * torch.finfo(noise.dtype).eps) * torch.diagonal(cov, dim1=-2, dim2=-1).real.sum(-1)
+    return torch.maximum(noise, floor.to(noise.dtype))
 
 
 def _bisect(lam, phi, pmax, rtol):
@@ -195,7 +217,12 @@ def _bisect(lam, phi, pmax, rtol):
     lo = (s - lam_max).clamp_min(0.0)
     hi = torch.maximum((s - lam_min).clamp_min(0.0), lo)
     ratio = torch.where(active, (hi - lo) / (rtol * hi).clamp_min(tiny), torch.ones_like(hi))
-    steps = min(_MAX_BISECTION_STEPS, max(0, math.ceil(math.log2(max(float(ratio.max()), 1.0)))))
+    widest = float(ratio.max())
+    if not math.isfinite(widest):  # (NaN or inf: the iteration's numbers left the floating-point range)
+        raise FloatingPointError(
+            "MIMO WMMSE: the multiplier bracket of eq. (8) is not finite: the channel, noise, weights or budgets "
+            "are beyond the range of the floating-point type (e.g. an SNR above ~1e150)")
+    steps = min(_MAX_BISECTION_STEPS, max(0, math.ceil(math.log2(max(widest, 1.0)))))
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
         over = power(mid) > pmax
@@ -318,41 +345,64 @@ def stream_directions(direct_h: torch.Tensor, streams: int) -> torch.Tensor:
     return out
 
 
+def _unit_peak(v: torch.Tensor, group: torch.Tensor | None,
+               tx_of_link: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(v / m, m > 0)``: the precoders divided by the largest entry magnitude ``m`` of their transmitter
+    (``group = serves (B, T, K)``) or of each link (``group = None``), so that the sums of squares that follow
+    neither overflow (entries of 1e20) nor lose their digits to subnormals (a budget of 1e-20 W over 1e22 W
+    is a ratio below float32's normal range); ``(B, K)`` mask of the links whose ``m`` is positive (and normal)."""
+    b_idx, _ = _batch_links(tx_of_link)
+    peak = v.abs().flatten(-2).amax(-1)  # (B, K)
+    if group is not None:
+        peak = (group * peak.unsqueeze(-2)).amax(-1)[b_idx, tx_of_link]  # the transmitter's peak for each link
+    # (a subnormal peak counts as zero: dividing by it overflows, and its power is below the smallest normal)
+    nonzero = peak >= torch.finfo(peak.dtype).tiny
+    return v / torch.where(nonzero, peak, torch.ones_like(peak))[..., None, None], nonzero
+
+
 def scale_to_budget(v: torch.Tensor, serves: torch.Tensor, tx_of_link: torch.Tensor, pmax: torch.Tensor,
                     split: str = "common") -> torch.Tensor:
     """Scale precoders so that every transmitter spends its whole budget ``P_t``.
 
     ``split="common"``: one factor per transmitter (the links keep their relative powers, ``V = a_t D``);
     ``"equal"``: every link of ``t`` gets ``P_t / n_t`` (``n_t`` its number of links) along its own
-    direction. Links with a zero direction stay zero. The budget is met to within a few ulps from below.
+    direction. Links with a zero direction stay zero. The budget is met to within a few ulps from below,
+    for any finite precoders and budgets (the precoders are first divided by their largest entry).
     """
     b_idx, _ = _batch_links(tx_of_link)
     tiny = torch.finfo(pmax.dtype).tiny
     shrink = 1.0 - 64.0 * torch.finfo(pmax.dtype).eps  # rounding never pushes a transmitter over its budget
     if split == "common":
-        total = transmitter_power(serves, v)
-        factor = torch.where(total > 0, torch.sqrt(shrink * pmax / total.clamp_min(tiny)), torch.zeros_like(total))
-        return v * factor[b_idx, tx_of_link][..., None, None]
+        unit, nonzero = _unit_peak(v, serves, tx_of_link)
+        total = transmitter_power(serves, unit)  # >= 1 where the transmitter has a nonzero entry
+        factor = torch.sqrt(shrink * pmax) * torch.rsqrt(total.clamp_min(tiny))
+        return unit * torch.where(nonzero, factor[b_idx, tx_of_link], torch.zeros_like(nonzero, dtype=pmax.dtype)
+                                  )[..., None, None]
     if split == "equal":
         n_links = serves.sum(-1)
         share = shrink * pmax / n_links.clamp_min(1.0)  # (B, T)
-        norm2 = link_power(v)
-        factor = torch.where(norm2 > 0, torch.sqrt(share[b_idx, tx_of_link] / norm2.clamp_min(tiny)),
-                             torch.zeros_like(norm2))
-        return v * factor[..., None, None]
+        unit, nonzero = _unit_peak(v, None, tx_of_link)
+        norm2 = link_power(unit)  # >= 1 where the link has a nonzero entry
+        factor = torch.sqrt(share[b_idx, tx_of_link]) * torch.rsqrt(norm2.clamp_min(tiny))
+        return unit * torch.where(nonzero, factor, torch.zeros_like(factor))[..., None, None]
     raise ValueError(f"scale_to_budget: split must be 'common' or 'equal', got {split!r}")
 
 
 def within_budget(v: torch.Tensor, tx_of_link: torch.Tensor, pmax: torch.Tensor) -> torch.Tensor:
     """``v`` with every transmitter above ``(1 - 64 eps) P_t`` scaled down to it (rounding never leaves a
-    precoder over its budget); the others unchanged."""
+    precoder over its budget, for any finite precoders and budgets); the others unchanged."""
     b_idx, _ = _batch_links(tx_of_link)
     serves = _serves(tx_of_link, pmax.shape[-1], pmax.dtype)
     cap = (1.0 - 64.0 * torch.finfo(pmax.dtype).eps) * pmax
-    total = transmitter_power(serves, v)
-    factor = torch.where(total > cap, torch.sqrt(cap / total.clamp_min(torch.finfo(pmax.dtype).tiny)),
-                         torch.ones_like(total))
-    return v * factor[b_idx, tx_of_link][..., None, None]
+    # in float64 (float32 powers of 1e-20 W entries underflow to 0, which a zero budget would let pass; an
+    # overflow to inf counts as over)
+    wide = v.to(torch.complex128) if v.is_complex() else v.double()
+    over = transmitter_power(serves.double(), wide) > cap.double()
+    unit, _ = _unit_peak(v, serves, tx_of_link)
+    total = transmitter_power(serves, unit)  # >= 1 on the transmitters over their budget
+    scaled = unit * (torch.sqrt(cap) * torch.rsqrt(total.clamp_min(torch.finfo(pmax.dtype).tiny)))[b_idx, tx_of_link][
+        ..., None, None]
+    return torch.where(over[b_idx, tx_of_link][..., None, None], scaled, v)
 
 
 def matched_filter(ch: MIMOChannel, pmax: torch.Tensor, streams: int) -> torch.Tensor:

@@ -20,3 +20,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# hypothesis (tests/test_fuzz_*.py): the "ci" profile, the default, is derandomised and keeps no example
+# database, so every run tries the same examples; HYPOTHESIS_PROFILE=long is the same profile, and the fuzz
+# modules then try 10x the examples of each property (the counts are in benchmarks/RESULTS.md, "Fuzzing
+# (issue 16)")
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    pass
+else:
+    _hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+    _hypothesis_settings.register_profile("long", _hypothesis_settings.get_profile("ci"))
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

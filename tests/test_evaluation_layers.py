@@ -97,7 +97,7 @@ def test_a_task_pickles_and_runs_anywhere():
 
 def test_backend_by_name_and_errors():
     assert isinstance(get_backend("serial"), SerialBackend)
-    with pytest.raises(ConfigError, match="backend must be one of 'serial', got 'serail'. Did you mean 'serial'"):
+    with pytest.raises(ConfigError, match="backend must be one of 'serial', 'ray', got 'serail'. Did you mean 'serial'"):
         evaluate(["max_power"], IC, {"num_links": 3}, slots=4, backend="serail")
     spec, objects, rhos = build_spec(["max_power"], IC, {"num_links": 3}, slots=4)
     assert run_spec(spec, objects, rhos=rhos).row("max_power")["slots"] == 4

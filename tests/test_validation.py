@@ -84,12 +84,13 @@ def test_import_direction():
     # DESIGN.md: solvers never import an env, a channel model or the sampler (the problem families are
     # theirs to import: l2o_env.problems imports no env either, see tests/test_problems.py); channel models import no
     # other part of the project than the shared argument checks
-    allowed = {"l2o_env.rates", "l2o_env.validation", "l2o_env._threads", "l2o_env.problems"}
+    allowed = {"l2o_env.rates", "l2o_env.validation", "l2o_env._threads", "l2o_env.problems", "l2o_env.atomic"}
     assert {m for m in _project_imports("solvers", skip=("rl.py",)) if not m.startswith("l2o_env.problems.")} <= allowed
     # the RL solvers are the exception DESIGN.md names: an RL policy is trained by stepping an env, so
-    # solvers/rl.py uses the RL wrappers (its observation and action maps) and the SB3 adapter, nothing else
+    # solvers/rl.py uses the RL wrappers (its observation and action maps), the SB3 adapter and, for the
+    # evaluation batch of fit, the sampler; nothing else
     rl = {m for m in _project_imports("solvers") if not m.startswith("l2o_env.problems.")}
-    assert rl <= allowed | {"l2o_env.wrappers", "l2o_env.sb3"}
+    assert rl <= allowed | {"l2o_env.wrappers", "l2o_env.sb3", "l2o_env.data"}
     assert {m for m in _project_imports("l2o_env/channels") if not m.startswith("l2o_env.channels")} <= {
         "l2o_env.validation"}
 

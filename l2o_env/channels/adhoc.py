@@ -52,7 +52,7 @@ from l2o_env.channels.base import (
     pairwise_sq_distance,
     reflect_in_box,
 )
-from l2o_env.validation import integer, real
+from l2o_env.validation import MAX_COUNT, integer, real
 
 __all__ = ["AdHoc"]
 
@@ -94,7 +94,7 @@ class AdHoc(ChannelModel):
         carrier_frequency: float = 2.4e9,
     ):
         owner = "AdHoc"
-        self.num_links = integer(owner, "num_links", num_links)
+        self.num_links = integer(owner, "num_links", num_links, maximum=MAX_COUNT)
         self.num_rx = self.num_links
         self.density = real(owner, "density", density, above=0.0)
         self.noise_std = real(owner, "noise_std", noise_std, above=0.0)

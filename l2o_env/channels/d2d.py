@@ -65,7 +65,7 @@ from l2o_env.channels.base import (
     pairwise_sq_distance,
     reflect_in_box,
 )
-from l2o_env.validation import integer, real
+from l2o_env.validation import MAX_COUNT, integer, real
 
 __all__ = ["D2D", "itu1411_los_pathloss_db"]
 
@@ -135,7 +135,7 @@ class D2D(ChannelModel):
         shadowing_db: float = 8.0,
     ):
         owner = "D2D"
-        self.num_links = integer(owner, "num_links", num_links)
+        self.num_links = integer(owner, "num_links", num_links, maximum=MAX_COUNT)
         self.num_rx = self.num_links
         self.area_side = real(owner, "area_side", area_side, above=0.0)
         try:

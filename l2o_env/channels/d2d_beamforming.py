@@ -37,7 +37,7 @@ import numpy as np
 from l2o_env.channels.base import Layout, pairwise_sq_distance
 from l2o_env.channels.d2d import D2D
 from l2o_env.channels.mimo import MimoChannelModel
-from l2o_env.validation import choice, integer, real
+from l2o_env.validation import MAX_COUNT, choice, integer, real
 
 __all__ = ["D2DBeamforming", "PATHLOSS_MODELS", "authors_pathloss_gain"]
 
@@ -110,7 +110,7 @@ class D2DBeamforming(MimoChannelModel, D2D):
             shadowing_db = AUTHORS_SHADOWING_DB if self.pathloss == "authors" else 8.0
         D2D.__init__(self, num_links=num_links, area_side=area_side, pair_distance=pair_distance, density=density,
                      carrier_frequency=carrier_frequency, shadowing_db=shadowing_db, **given)
-        self.num_tx_antennas = integer(owner, "num_antennas", num_antennas)
+        self.num_tx_antennas = integer(owner, "num_antennas", num_antennas, maximum=MAX_COUNT)
         self.num_rx_antennas = 1
         self._set_links(np.arange(self.num_links), self.num_links)
         if self.pathloss == "authors":

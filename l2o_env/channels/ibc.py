@@ -54,7 +54,7 @@ import numpy as np
 from l2o_env.channels.base import Layout, pairwise_sq_distance
 from l2o_env.channels.imac import IMAC
 from l2o_env.channels.mimo import MimoChannelModel
-from l2o_env.validation import choice, integer, real
+from l2o_env.validation import MAX_COUNT, choice, integer, real
 
 __all__ = ["IBC", "IBC_SCALES", "INTER_SITE_DISTANCES"]
 
@@ -77,6 +77,11 @@ class _CellGeometry(IMAC):
         self.SHADOWING_DB = shadowing_db
 
 
+#: the largest |snr_db| of the noise rule: the per-slot noise (channel power 1e-20..1e-5 W per entry over
+#: 10^(snr_db/10)) then stays inside the float32 range of the observation
+MAX_SNR_DB = 200.0
+
+
 class IBC(MimoChannelModel):
     """Multi-cell MIMO interfering broadcast channel (Song et al. 2023), batched.
 
@@ -89,7 +94,7 @@ class IBC(MimoChannelModel):
             columns, and a link uses fewer streams by leaving columns at zero.
         inter_site_distance: metres, instead of ``interference``'s preset.
         user_distance: ``(min, max)`` distance of a user from its base station, metres (100, 300).
-        snr_db: the SNR of the noise rule (5 dB).
+        snr_db: the SNR of the noise rule (5 dB), within +-200 dB.
         shadowing_db: log-normal shadowing standard deviation in dB (8; 0 disables it).
         density: area density factor > 0: the layout is scaled by ``1/sqrt(density)``.
         carrier_frequency: Hz, for the Doppler of the mobility model (2.4 GHz).
@@ -133,10 +138,14 @@ class IBC(MimoChannelModel):
         owner = "IBC"
         self.scale = choice(owner, "scale", scale, tuple(IBC_SCALES))
         cells, users, nt, nr = IBC_SCALES[self.scale]
-        self.num_cells = cells if num_cells is None else integer(owner, "num_cells", num_cells)
-        self.users_per_cell = users if users_per_cell is None else integer(owner, "users_per_cell", users_per_cell)
-        self.num_tx_antennas = nt if num_antennas is None else integer(owner, "num_antennas", num_antennas)
-        self.num_rx_antennas = nr if num_rx_antennas is None else integer(owner, "num_rx_antennas", num_rx_antennas)
+
+        def count(name: str, value, default: int) -> int:
+            return default if value is None else integer(owner, name, value, maximum=MAX_COUNT)
+
+        self.num_cells = count("num_cells", num_cells, cells)
+        self.users_per_cell = count("users_per_cell", users_per_cell, users)
+        self.num_tx_antennas = count("num_antennas", num_antennas, nt)
+        self.num_rx_antennas = count("num_rx_antennas", num_rx_antennas, nr)
         # d = Nr streams per link: the action is (K, Nt, Nr, 2) so that its shape follows from the observation;
         # a link that needs fewer streams leaves precoder columns at zero (same rate)
         if num_streams is not None and integer(owner, "num_streams", num_streams) != self.num_rx_antennas:
@@ -163,6 +172,9 @@ class IBC(MimoChannelModel):
             raise ValueError(f"IBC: user_distance must have min < max, got {user_distance!r}")
         self.user_distance = (d_min, d_max)
         self.snr_db = real(owner, "snr_db", snr_db)
+        if abs(self.snr_db) > MAX_SNR_DB:  # the noise rule would leave float32 (the observation's type)
+            raise ValueError(f"IBC: snr_db must be within +-{MAX_SNR_DB:g} dB (the noise it sets from every slot's "
+                             f"channel must be a float32 > 0), got {snr_db!r}")
         self.shadowing_db = real(owner, "shadowing_db", shadowing_db, at_least=0.0)
         self.density = real(owner, "density", density, above=0.0)
         self.carrier_frequency = real(owner, "carrier_frequency", carrier_frequency, above=0.0)

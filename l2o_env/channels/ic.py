@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from l2o_env.channels.base import ChannelModel, Layout
-from l2o_env.validation import integer, real
+from l2o_env.validation import MAX_COUNT, integer, real
 
 
 class GaussianIC(ChannelModel):
@@ -32,7 +32,7 @@ class GaussianIC(ChannelModel):
     default_pmax = 1.0
 
     def __init__(self, num_links: int = 10, carrier_frequency: float = 2.4e9):
-        self.num_links = integer("GaussianIC", "num_links", num_links)
+        self.num_links = integer("GaussianIC", "num_links", num_links, maximum=MAX_COUNT)
         self.num_rx = self.num_links
         self.carrier_frequency = real("GaussianIC", "carrier_frequency", carrier_frequency, above=0.0)
 

@@ -63,7 +63,7 @@ from l2o_env.channels.base import (
     heading_vector,
     pairwise_sq_distance,
 )
-from l2o_env.validation import integer, real
+from l2o_env.validation import MAX_COUNT, integer, real
 
 __all__ = ["IMAC", "hex_grid"]
 
@@ -138,8 +138,8 @@ class IMAC(ChannelModel):
         carrier_frequency: float = 2.4e9,
     ):
         owner = "IMAC"
-        self.num_links = integer(owner, "num_links", num_links)
-        self.num_cells = integer(owner, "num_cells", num_cells)
+        self.num_links = integer(owner, "num_links", num_links, maximum=MAX_COUNT)
+        self.num_cells = integer(owner, "num_cells", num_cells, maximum=MAX_COUNT)
         if self.num_links % self.num_cells:
             raise ValueError(
                 f"IMAC: num_links={num_links} must be a multiple of num_cells={num_cells} "

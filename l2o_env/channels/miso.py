@@ -20,7 +20,7 @@ import numpy as np
 
 from l2o_env.channels.base import Layout
 from l2o_env.channels.mimo import MimoChannelModel
-from l2o_env.validation import integer, real
+from l2o_env.validation import MAX_COUNT, integer, real
 
 __all__ = ["MISO"]
 
@@ -50,12 +50,13 @@ class MISO(MimoChannelModel):
 
     def __init__(self, num_users: int = 4, num_antennas: int = 4, snr_db: float = 10.0, carrier_frequency: float = 2.4e9):
         owner = "MISO"
-        users = integer(owner, "num_users", num_users)
-        self.num_tx_antennas = integer(owner, "num_antennas", num_antennas)
+        users = integer(owner, "num_users", num_users, maximum=MAX_COUNT)
+        self.num_tx_antennas = integer(owner, "num_antennas", num_antennas, maximum=MAX_COUNT)
         self.num_rx_antennas = 1
         self._set_links(np.zeros(users, dtype=np.intp), 1)
         self.snr_db = real(owner, "snr_db", snr_db)
-        self.default_pmax = float(10.0 ** (self.snr_db / 10.0))
+        with np.errstate(over="ignore", under="ignore"):  # (0 or inf: refused just below)
+            self.default_pmax = float(np.power(10.0, self.snr_db / 10.0))
         if not 0.0 < self.default_pmax < np.finfo(np.float32).max:
             raise ValueError(f"MISO: snr_db={snr_db!r} gives a budget outside the float32 range of the observation")
         self.carrier_frequency = real(owner, "carrier_frequency", carrier_frequency, above=0.0)

@@ -211,16 +211,20 @@ def _per_link(env_id: str, name: str, value: Any, k: int, unit: str, per: str = 
     """A positive scalar or ``(K,)`` array as float64 ``(K,)`` rounded to float32 (what the agent sees);
     ``per="transmitter"`` for the budgets of a family whose transmitters serve several links."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{env_id}: {name} must be a positive number or a ({k},) array in {unit}, got {value!r}") from None
+        raw = np.asarray(None)
+    if raw.dtype.kind not in "fiu":  # strings, bools, None, ragged lists: not a number (validation.real's rule)
+        raise ValueError(f"{env_id}: {name} must be a positive number or a ({k},) array in {unit}, got {value!r}")
+    arr = raw.astype(np.float64)
     if arr.ndim == 0:
         arr = np.full(k, float(arr))
     if arr.shape != (k,):
         raise ValueError(f"{env_id}: {name} must be a scalar or have shape ({k},) (one per {per}), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"{env_id}: {name} must be finite and > 0 ({unit}), got {value!r}")
-    arr32 = arr.astype(np.float32)
+    with np.errstate(over="ignore"):  # (beyond float32: inf, refused below)
+        arr32 = arr.astype(np.float32)
     if np.any(arr32 <= 0) or not np.all(np.isfinite(arr32)):
         raise ValueError(f"{env_id}: {name}={value!r} is outside the float32 range of the observation")
     return arr32.astype(np.float64)
@@ -252,6 +256,8 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     if unknown:
         raise ValueError(f"{env_id}: unknown keyword(s) {name_unknown(unknown, allowed)}; allowed: {sorted(allowed)}")
 
+    # a knob given as its default None (noise, pmax, snr_db, speed, topology) is that default: it changes nothing
+    kwargs = {k: v for k, v in kwargs.items() if not (v is None and k in ENV_DEFAULTS and ENV_DEFAULTS[k] is None)}
     # a knob of the channel model's own constructor (the beamforming models' snr_db) goes to the model
     env_kw = {k: kwargs[k] for k in ENV_KNOBS if k in kwargs and k not in knobs}
     model_kw = {k: v for k, v in kwargs.items() if k not in env_kw}
@@ -332,7 +338,9 @@ def parse_config(env_id: str, **kwargs: Any) -> EnvConfig:
     pmax = _per_link(env_id, "pmax", env_kw.get("pmax", model.default_pmax), num_tx, "W", per=per)
     if "snr_db" in env_kw:
         snr_db = real(env_id, "snr_db", env_kw["snr_db"])
-        noise = _per_link(env_id, "noise (from snr_db)", pmax[tx_of_link] / 10.0 ** (snr_db / 10.0), k, "W")
+        with np.errstate(over="ignore", under="ignore"):  # (an SNR whose noise is 0 or inf: refused by _per_link)
+            from_snr = pmax[tx_of_link] * np.power(10.0, -snr_db / 10.0)
+        noise = _per_link(env_id, f"noise (from snr_db={snr_db:g})", from_snr, k, "W")
     elif "noise" not in env_kw and getattr(model, "noise_from_channel", False):
         noise = None  # every slot's noise follows its channel (model.channel_noise)
     else:

@@ -6,7 +6,8 @@ random stream, see :meth:`~l2o_env.evaluation.spec.EvalSpec.point_seeds`), so a 
 order or in parallel and the table is the same. A distributed backend implements :meth:`Backend.map`
 (e.g. one remote task per point calling :func:`~l2o_env.evaluation.runner.run_point`, which builds the
 registry solvers inside the task) and registers itself in :data:`BACKENDS`; it must refuse tasks that
-carry user objects (``task.objects``) unless it can ship them.
+carry user objects (``task.objects``) unless it can ship them. :mod:`l2o_env.evaluation.ray_backend` is
+one (``"ray"``).
 """
 
 from __future__ import annotations
@@ -46,12 +47,21 @@ class SerialBackend(Backend):
         return results
 
 
-#: backend name -> class; a distributed backend adds itself here
-BACKENDS: dict[str, type[Backend]] = {"serial": SerialBackend}
+def _ray() -> Backend:
+    # imported here: the module needs this one, and Ray itself is imported only when the backend is built
+    from l2o_env.evaluation.ray_backend import RayBackend
+
+    return RayBackend()
+
+
+#: backend name -> a class or factory called without arguments; a distributed backend adds itself here
+#: (``"ray"``: :class:`~l2o_env.evaluation.ray_backend.RayBackend` with its defaults: a local Ray, or the
+#: one already initialised; build ``RayBackend(address=..., num_cpus=...)`` yourself for other settings)
+BACKENDS: dict[str, Callable[[], Backend]] = {"serial": SerialBackend, "ray": _ray}
 
 
 def get_backend(backend: str | Backend = "serial") -> Backend:
-    """A backend instance from its name (``"serial"``) or the instance itself."""
+    """A backend instance from its name (``"serial"``, ``"ray"``) or the instance itself."""
     if isinstance(backend, Backend):
         return backend
     try:

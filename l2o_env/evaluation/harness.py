@@ -8,8 +8,8 @@ from four layers, each in its own module:
 - :mod:`~l2o_env.evaluation.runner`: one sweep point is a pure task (``PointTask -> PointResult``) with
   its own random stream, ``SeedSequence(seed).spawn``: points are independent of each other and of the
   order in which they run;
-- :mod:`~l2o_env.evaluation.backends`: where the tasks run (``"serial"``; a distributed backend implements
-  the same ``map``);
+- :mod:`~l2o_env.evaluation.backends`: where the tasks run (``"serial"``, or ``"ray"``:
+  :mod:`~l2o_env.evaluation.ray_backend`, one Ray task per point and seed; the same table either way);
 - :mod:`~l2o_env.evaluation.metrics`: what the table reports, with 95 % confidence intervals.
 
 How a run is laid out
@@ -76,6 +76,21 @@ confidence interval (``*_ci95``).
   ``slots = 0`` and ``note = "failed: <error>"`` (plus a ``RuntimeWarning``); the others go on. Only
   the reference failing ends the run.
 
+Several seeds
+-------------
+``seeds=n`` (CLI ``--seeds n``) runs the whole evaluation ``n`` times, with the seeds ``seed, seed + 1, ...,
+seed + n - 1``; each is exactly the one-seed evaluation of its seed (``EvalSpec.for_seed``: its own point
+seeds, and randomised solvers the harness seeded get that seed), so seed 3 of ``seeds=4`` is
+``evaluate(..., seed=3)``. The per-seed rows are kept (``EvaluationResult.seed_rows``, a ``seed`` key each;
+saved in the JSON and the CSV). The table has one row per solver x point: ``mean_wsr``, ``mean_sum_rate`` and
+``ratio_to_reference`` are the means over the seeds of the per-seed values, and their ``*_ci95`` the
+half-widths of the Student-t 95 % interval over the seeds, ``t_{0.975, n-1} s / sqrt(n)``
+(:func:`l2o_env.evaluation.metrics.mean_t_ci`; ``s`` the standard deviation of the ``n`` per-seed values):
+run-to-run variation, the number to report. ``std_wsr``, ``served_fraction``, ``jain_index``,
+``time_per_slot_s`` and ``clipped_fraction`` are means over the seeds; ``slots`` is the total and ``units``
+the number of seeds. A solver that failed at any seed fails the row (its note names the seeds). With one
+seed (the default) nothing of this applies and the table is the one-seed table.
+
 Solvers
 -------
 A solver whose ``problems`` does not include the env's problem family is refused before any slot runs.
@@ -119,6 +134,8 @@ __all__ = ["evaluate", "rerun", "run_spec", "KNOBS", "MOBILE_EPISODE_LENGTH", "B
 
 #: Default reference solver of ``ratio_to_reference`` for power control (each problem names its own).
 REFERENCE = "wmmse"
+#: ``config["interval"]`` of a several-seed result: what its ``*_ci95`` columns are
+SEED_INTERVAL = "95 % Student-t interval over the seeds of the per-seed values (n - 1 degrees of freedom)"
 _METRICS = ("mean_wsr", "wsr_ci95", "std_wsr", "mean_sum_rate", "sum_rate_ci95", "ratio_to_reference", "ratio_ci95",
             "served_fraction", "jain_index", "time_per_slot_s", "clipped_fraction")
 
@@ -139,6 +156,7 @@ def evaluate(
     served_rate: float = metrics.SERVED_RATE,
     backend: str | Backend = "serial",
     progress: bool = False,
+    seeds: int = 1,
 ) -> EvaluationResult:
     """Evaluate ``solvers`` on ``env_id`` with common random numbers; one row per solver x sweep point.
 
@@ -154,6 +172,9 @@ def evaluate(
             ``density``, ``weights``, ...).
         slots: decisions per solver and sweep point (``episodes x episode_length``, see module docstring).
         seed: seeds the evaluation: same seed, same channels for every solver, same table.
+        seeds: how many seeds to run, ``seed, seed + 1, ..., seed + seeds - 1`` (integer >= 1, default 1):
+            each a whole evaluation; the table then reports means over the seeds with Student-t 95 %
+            intervals, and ``seed_rows`` keeps the per-seed rows (see "Several seeds" above).
         sweep: one knob and its values, ``{"speed": [0, 3, 30]}`` (m/s), ``{"density": [0.5, 1, 2]}``
             (factor), or ``{"num_links": [10, 20, 30]}``; ``None`` evaluates ``env_kwargs`` alone.
         solver_kwargs: ``{name_or_label: {kwarg: value}}`` for solvers given by registry name (the
@@ -169,7 +190,11 @@ def evaluate(
             solver, same seed, each stepped with its own actions; needed when the weights depend on
             past actions), or ``"auto"`` (live exactly when ``weights`` is action-dependent).
         served_rate: bit/s/Hz above which a link counts as served (``served_fraction``).
-        backend: ``"serial"`` (the default) or a :class:`~l2o_env.evaluation.backends.Backend`.
+        backend: where the sweep points run: ``"serial"`` (the default: this process), ``"ray"`` (one Ray task
+            per sweep point and seed, on a local Ray or the one already initialised; needs the ``ray`` extra and
+            registry solvers only; :class:`~l2o_env.evaluation.ray_backend.RayBackend` takes an ``address``
+            and a CPU cap), or a :class:`~l2o_env.evaluation.backends.Backend` instance. Every backend gives
+            the same table (timings aside).
         progress: show a tqdm bar on stderr.
 
     Returns:
@@ -179,9 +204,10 @@ def evaluate(
         ConfigError (a ``ValueError``): unknown env, solver or knob, bad keyword, malformed sweep, a solver
         of another problem family, an untrained learned solver, no shipped checkpoint for ``pretrained=True``.
     """
+    backend = get_backend(backend)  # a missing extra fails before the envs and solvers are built
     spec, objects, rhos = build_spec(solvers, env_id, env_kwargs, slots, seed, sweep, solver_kwargs=solver_kwargs,
                                      reference=reference, episode_length=episode_length, max_batch=max_batch,
-                                     mode=mode, served_rate=served_rate)
+                                     mode=mode, served_rate=served_rate, seeds=seeds)
     return run_spec(spec, objects, rhos=rhos, backend=backend, progress=progress)
 
 
@@ -206,34 +232,48 @@ def run_spec(spec: EvalSpec, objects: Mapping[str, Any] | None = None, *, rhos: 
     knob = spec.sweep_knob
     with tqdm(total=total, disable=not progress, file=sys.stderr, unit="step", desc=spec.env_id, leave=False) as bar:
         def started(task):
-            if knob is not None:
-                bar.set_description(f"{spec.env_id} {knob}={task.value}")
+            where = (f" {knob}={task.value}" if knob is not None else "") + (
+                f" seed={task.spec.seed}" if spec.seeds > 1 else "")
+            if where:
+                bar.set_description(spec.env_id + where)
 
         results = backend.map(tasks, progress=bar.update, on_start=started)
 
-    rows: list[dict] = []
+    many = spec.seeds > 1
+    rows: list[dict] = []  # with several seeds: one per solver x point x seed (then averaged over the seeds)
     notices: list[dict] = []
-    per_slot: dict[tuple[str, Any], np.ndarray] = {}
-    for task, res, rho in zip(tasks, results, rhos):
-        value = task.value
+    per_slot: dict[tuple, np.ndarray] = {}  # with several seeds keyed (label, value, seed)
+    training: dict[int, dict[str, str]] = {}
+    failed: dict[tuple[int, str], dict[int, str]] = {}  # (point, label) -> {seed: message}
+    for task, res in zip(tasks, results, strict=True):
+        value, seed = task.value, task.spec.seed
         where = f" at {knob}={value}" if knob else ""
-        trained_notes, point_notices = _training_notes(spec, objects, spec.points()[task.index])
-        for n in point_notices:
-            if n not in notices:
-                notices.append(n)
-            if n["level"] == "warning":
-                warnings.warn(n["text"] + where, RuntimeWarning, stacklevel=3)
-        for s in spec.solvers:
+        if task.index not in training:  # once per point, whatever the number of seeds
+            training[task.index], point_notices = _training_notes(spec, objects, spec.points()[task.index])
+            for n in point_notices:
+                if n not in notices:
+                    notices.append(n)
+                if n["level"] == "warning":
+                    warnings.warn(n["text"] + where, RuntimeWarning, stacklevel=3)
+        trained_notes = training[task.index]
+        where += f" with seed {seed}" if many else ""
+        for s in task.spec.solvers:
             row = {"env_id": spec.env_id, "sweep_knob": knob or "", "sweep_value": value, "solver": s.label,
-                   "fading_correlation": rho}
+                   "fading_correlation": rhos[task.index]}
+            tail = {"seed": seed} if many else {}
             note = "; ".join(filter(None, [s.note, res.notes.get(s.label, ""), trained_notes.get(s.label, "")]))
             if s.label in res.failed:
                 warnings.warn(f"solver {s.label!r} failed{where}: {res.failed[s.label]}", RuntimeWarning, stacklevel=3)
                 rows.append({**row, **dict.fromkeys(_METRICS, float("nan")), "slots": 0, "units": 0,
-                             "note": "; ".join(filter(None, [f"failed: {res.failed[s.label]}", note]))})
+                             "note": "; ".join(filter(None, [f"failed: {res.failed[s.label]}", note])), **tail})
+                failed.setdefault((task.index, s.label), {})[seed] = res.failed[s.label]
                 continue
-            rows.append({**row, **res.summaries[s.label], "note": note})
-            per_slot[(s.label, value)] = res.per_slot_sum_rate[s.label]
+            rows.append({**row, **res.summaries[s.label], "note": note, **tail})
+            per_slot[(s.label, value, seed) if many else (s.label, value)] = res.per_slot_sum_rate[s.label]
+    seed_rows: list[dict] = []
+    if many:
+        seed_rows = rows
+        rows, per_slot = _over_seeds(spec, seed_rows, per_slot, failed)
 
     import l2o_env
 
@@ -261,6 +301,8 @@ def run_spec(spec: EvalSpec, objects: Mapping[str, Any] | None = None, *, rhos: 
         "genie": None if genie is None else {"label": genie.label, "name": genie.name, "reference": genie.reference,
                                              "sees": "the true current channel (perfect CSI)"},
         "served_rate": spec.served_rate,
+        "seeds": spec.seeds,
+        **({"interval": SEED_INTERVAL} if many else {}),
         "backend": backend.name,
         "notices": notices,
         "omp_wait_policy": _threads.OMP_WAIT_POLICY,
@@ -269,7 +311,43 @@ def run_spec(spec: EvalSpec, objects: Mapping[str, Any] | None = None, *, rhos: 
         "l2o_env_version": l2o_env.__version__,
         **_versions(),
     }
-    return EvaluationResult(rows=rows, config=config, per_slot_sum_rate=per_slot)
+    return EvaluationResult(rows=rows, config=config, per_slot_sum_rate=per_slot, seed_rows=seed_rows)
+
+
+def _over_seeds(spec: EvalSpec, seed_rows: list[dict], per_slot: Mapping[tuple, np.ndarray],
+                failed: Mapping[tuple[int, str], Mapping[int, str]]) -> tuple[list[dict], dict]:
+    """One row per solver x point from the per-seed rows (see "Several seeds" in the module docstring), and
+    the per-slot sum rates of every seed concatenated in seed order."""
+    seeds = spec.seed_values
+    labels = [s.label for s in spec.solvers]
+    # the rows of the first seed give the order; row j of seed k is row j of the first seed
+    per_seed = len(seed_rows) // len(seeds)
+    rows, slots = [], {}
+    for j, first in enumerate(seed_rows[:per_seed]):
+        group = seed_rows[j::per_seed]
+        label, value = first["solver"], first["sweep_value"]
+        out = {k: first[k] for k in ("env_id", "sweep_knob", "sweep_value", "solver", "fading_correlation")}
+        bad = failed.get((j // len(labels), label), {})
+        if bad:  # a mean over the seeds where it ran would mislead: the row fails, as with one seed
+            which = ", ".join(map(str, bad))
+            seed, msg = next(iter(bad.items()))
+            base = next((r["note"] for r in group if r["seed"] not in bad), None)
+            if base is None:  # it failed at every seed: its note without the first seed's failure
+                base = group[0]["note"].removeprefix(f"failed: {bad[group[0]['seed']]}").removeprefix("; ")
+            rows.append({**out, **dict.fromkeys(_METRICS, float("nan")), "slots": 0, "units": 0,
+                         "note": "; ".join(filter(None, [f"failed at seed(s) {which}: {msg}", base]))})
+            continue
+        for column, half in (("mean_wsr", "wsr_ci95"), ("mean_sum_rate", "sum_rate_ci95"),
+                             ("ratio_to_reference", "ratio_ci95")):
+            out[column], out[half] = metrics.mean_t_ci([r[column] for r in group])
+        for column in ("std_wsr", "served_fraction", "jain_index", "time_per_slot_s", "clipped_fraction"):
+            out[column] = float(np.mean([r[column] for r in group]))
+        out["slots"] = sum(r["slots"] for r in group)
+        out["units"] = len(group)  # the interval is over seeds
+        out["note"] = first["note"]
+        rows.append({k: out[k] for k in first if k in out})
+        slots[(label, value)] = np.concatenate([per_slot[(label, value, s)] for s in seeds])
+    return rows, slots
 
 
 def _build(s) -> Any:
@@ -324,7 +402,8 @@ def rerun(config: Mapping[str, Any] | EvaluationResult | str, *, progress: bool 
 
     Only solvers built from the registry can be rebuilt (their name and kwargs are in the file); a
     result that holds user objects raises ``ConfigError`` naming them. ``overrides`` replace arguments of
-    :func:`evaluate` (e.g. ``slots=100``).
+    :func:`evaluate` (e.g. ``slots=100``, ``seed=3``, ``seeds=5``); a randomised solver the harness seeded
+    follows the new ``seed``, as in a fresh :func:`evaluate`.
     """
     if isinstance(config, str) or hasattr(config, "__fspath__"):
         config = EvaluationResult.load(config).config
@@ -336,12 +415,17 @@ def rerun(config: Mapping[str, Any] | EvaluationResult | str, *, progress: bool 
                           "call evaluate() instead")
     from l2o_env.evaluation.spec import _untuple
 
+    def kwargs_of(s: Mapping[str, Any]) -> dict:
+        # a seed the harness filled in is filled in again, from the (possibly new) evaluation seed
+        kw = _untuple(s.get("kwargs") or {})
+        return {k: v for k, v in kw.items() if k != "seed"} if s.get("seeded") else kw
+
     ref_label = config.get("reference", REFERENCE)
     # the added reference and the genie row are added again by evaluate (their kwargs by label)
     added = [s for s in config["solvers"] if (config.get("reference_added", False) and s["label"] == ref_label)
              or s.get("genie")]
-    specs = {s["label"]: (s["name"], _untuple(s.get("kwargs") or {})) for s in config["solvers"] if s not in added}
-    ref_kwargs = {s["label"]: _untuple(s["kwargs"]) for s in added if s.get("kwargs")}
+    specs = {s["label"]: (s["name"], kwargs_of(s)) for s in config["solvers"] if s not in added}
+    ref_kwargs = {s["label"]: kwargs_of(s) for s in added if kwargs_of(s)}
     reference = ref_label
     ref_added = [s for s in added if s["label"] == ref_label and not s.get("genie")]
     if ref_added and ref_added[0]["name"] != ref_label:
@@ -351,7 +435,8 @@ def rerun(config: Mapping[str, Any] | EvaluationResult | str, *, progress: bool 
     args = dict(solvers=specs, env_id=config["env_id"], env_kwargs=_untuple(config.get("env_kwargs") or {}),
                 slots=config["slots"], seed=config["seed"], sweep=sweep, solver_kwargs=ref_kwargs or None,
                 reference=reference, episode_length=config.get("episode_length"), mode=config.get("mode", "auto"),
-                served_rate=config.get("served_rate", metrics.SERVED_RATE), backend=backend, progress=progress)
+                served_rate=config.get("served_rate", metrics.SERVED_RATE), backend=backend, progress=progress,
+                seeds=config.get("seeds", 1))
     if "max_batch" in saved:
         args["max_batch"] = saved["max_batch"]
     args.update(overrides)

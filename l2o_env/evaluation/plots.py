@@ -7,6 +7,8 @@
   axis shows the fading correlation rho beside each speed.
 - Without a sweep: the empirical CDF of the per-slot sum rate of every solver (Sun et al. 2018,
   Fig. 7), or with ``metric`` one bar per solver with its 95 % error bar.
+- With several seeds the points are the means over the seeds and the error bars their Student-t 95 %
+  intervals over the seeds (the rows' ``*_ci95``); the CDF pools the slots of every seed.
 
 With aged or noisy CSI the genie row (``"wmmse (perfect CSI)"``, the true channel) is marked "genie" in
 the legend and tick labels.
@@ -54,6 +56,10 @@ def _figure():
 def _title(result) -> str:
     cfg = result.config
     kw = ", ".join(f"{k}={v}" for k, v in _shown_kwargs(cfg).items())
+    n = int(cfg.get("seeds") or 1)
+    if n > 1:
+        return (f"{cfg['env_id']}{f' ({kw})' if kw else ''}\n{cfg['slots']} slots per point and seed, seeds "
+                f"{cfg['seed']}..{cfg['seed'] + n - 1}: mean over {n} seeds, 95 % Student-t interval")
     return f"{cfg['env_id']}{f' ({kw})' if kw else ''}\n{cfg['slots']} slots per point, seed {cfg['seed']}"
 
 
@@ -180,5 +186,8 @@ def plot_result(result, path: str | os.PathLike, metric: str | None = None) -> P
         plot_bars(result, ax, metric)
     ax.set_title(_title(result), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    from l2o_env.atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # a temporary file renamed over path once complete
+        fig.savefig(tmp, format=path.suffix[1:] or fig.canvas.get_default_filetype())
     return path

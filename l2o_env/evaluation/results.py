@@ -2,7 +2,9 @@
 
 Saved as two files with the same stem: ``NAME.json`` (format ``l2o_env.evaluation/2``: ``config``, the
 column meanings, ``rows`` and the per-slot sum rates behind the CDF plot) and ``NAME.csv`` (the rows
-alone, one per solver x sweep point). The JSON's ``config`` holds everything needed to run the table
+alone, one per solver x sweep point). With several seeds the JSON also holds ``seed_rows`` (one per solver
+x sweep point x seed) and the CSV a last column ``seed``: ``all`` for the rows over the seeds, then the
+per-seed rows with their seed. The JSON's ``config`` holds everything needed to run the table
 again (:func:`l2o_env.evaluation.rerun`): env ID and keywords, seed, slots and their split, sweep,
 solver names and keywords, the reference, and the library versions. Format 1 files (before the
 reference became a choice: ``ratio_to_wmmse``, ``p5_user_rate``) still load; their ratio column is read as
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from l2o_env.atomic import atomic_open, atomic_write
 
 __all__ = ["EvaluationResult", "COLUMNS", "FORMAT", "jsonable"]
 
@@ -81,12 +85,17 @@ class EvaluationResult:
         rows: list of dicts with the keys of :data:`COLUMNS`.
         config: env ID and kwargs, seed, slots, episodes, episode_length, sweep, solvers (label, name,
             kwargs, class), reference, versions.
-        per_slot_sum_rate: ``{(solver label, sweep value): (slots,) array}`` of unweighted sum rates, bit/s/Hz.
+        per_slot_sum_rate: ``{(solver label, sweep value): (slots,) array}`` of unweighted sum rates, bit/s/Hz
+            (with several seeds: every seed's slots, in seed order).
+        seed_rows: with several seeds (``config["seeds"] > 1``), the per-seed rows (the keys of
+            :data:`COLUMNS` plus ``seed``), each what the one-seed evaluation of its seed gives; ``rows`` then
+            holds their means over the seeds with Student-t 95 % intervals. Empty with one seed.
     """
 
     rows: list[dict]
     config: dict
     per_slot_sum_rate: dict[tuple[str, Any], np.ndarray] = dataclasses.field(default_factory=dict)
+    seed_rows: list[dict] = dataclasses.field(default_factory=list)
 
     # --- access ----------------------------------------------------------------------------------
     @property
@@ -104,6 +113,16 @@ class EvaluationResult:
                 return r
         raise KeyError(f"no row for solver={solver!r}, sweep_value={sweep_value!r}; "
                        f"solvers {self.solvers}, sweep values {self.sweep_values}")
+
+    def per_seed(self, solver: str, sweep_value: Any = None) -> list[dict]:
+        """The per-seed rows of ``solver`` at ``sweep_value``, in seed order (``[row(...)]`` with one seed)."""
+        if not self.seed_rows:
+            return [self.row(solver, sweep_value)]
+        found = [r for r in self.seed_rows if r["solver"] == solver and _key(r["sweep_value"]) == _key(sweep_value)]
+        if not found:
+            raise KeyError(f"no row for solver={solver!r}, sweep_value={sweep_value!r}; "
+                           f"solvers {self.solvers}, sweep values {self.sweep_values}")
+        return found
 
     def column(self, name: str, solver: str) -> list:
         """``name`` of ``solver`` at every sweep point, in sweep order."""
@@ -141,8 +160,14 @@ class EvaluationResult:
 
         kw = ", ".join(f"{k}={v}" for k, v in _shown_kwargs(cfg).items())
         unit = cfg.get("unit", "slot")
-        title = (f"{cfg['env_id']}({kw})  seed={cfg['seed']}  {cfg['episodes']} episode(s) x {cfg['episode_length']} "
-                 f"step(s) per point; rates in bit/s/Hz; +/- = 95% confidence interval over {unit}s")
+        n = int(cfg.get("seeds") or 1)
+        if n > 1:  # means over the seeds (see harness, "Several seeds")
+            title = (f"{cfg['env_id']}({kw})  seeds={cfg['seed']}..{cfg['seed'] + n - 1}  {cfg['episodes']} episode(s) x "
+                     f"{cfg['episode_length']} step(s) per point and seed; rates in bit/s/Hz; mean over the {n} seeds, "
+                     f"+/- = 95% Student-t interval over the seeds (n-1 = {n - 1} degrees of freedom); slots: all seeds")
+        else:
+            title = (f"{cfg['env_id']}({kw})  seed={cfg['seed']}  {cfg['episodes']} episode(s) x {cfg['episode_length']} "
+                     f"step(s) per point; rates in bit/s/Hz; +/- = 95% confidence interval over {unit}s")
         rule = "-" * max(len(fmt(header)), 20)
         genie = cfg.get("genie")
         if genie:
@@ -157,21 +182,27 @@ class EvaluationResult:
     def to_dict(self) -> dict:
         per_slot = [{"solver": s, "sweep_value": jsonable(v), "sum_rate": [float(f"{x:.6g}") for x in arr]}
                     for (s, v), arr in self.per_slot_sum_rate.items()]
-        return {"format": FORMAT, "config": jsonable(self.config), "columns": COLUMNS,
-                "rows": jsonable(self.rows), "per_slot_sum_rate": per_slot}
+        out = {"format": FORMAT, "config": jsonable(self.config), "columns": COLUMNS,
+               "rows": jsonable(self.rows), "per_slot_sum_rate": per_slot}
+        if self.seed_rows:  # several seeds: the per-seed rows behind the means
+            out["seed_rows"] = jsonable(self.seed_rows)
+        return out
 
     def to_json(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+        atomic_write(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")  # never half a file
         return path
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        with atomic_open(path, "w", newline="") as f:  # a temporary file renamed over path when complete
+            # several seeds: a last column "seed", "all" for the rows over the seeds, then the per-seed rows
+            w = csv.DictWriter(f, fieldnames=list(COLUMNS) + (["seed"] if self.seed_rows else []))
             w.writeheader()
-            for r in self.rows:
+            for r in self.rows + self.seed_rows:
                 cells = {k: _csv_cell(r[k]) for k in COLUMNS}
+                if self.seed_rows:
+                    cells["seed"] = r.get("seed", "all")
                 if not r["sweep_knob"]:
                     cells["sweep_value"] = ""  # nothing swept ("none" would read as speed=None)
                 w.writerow(cells)
@@ -202,11 +233,11 @@ class EvaluationResult:
         if data["format"] in _OLD_FORMATS:
             raw_rows = [_upgrade_row(r) for r in raw_rows]
             data["config"].setdefault("reference", "wmmse")
-        rows = [{k: (float("nan") if v is None and k in _FLOAT_COLUMNS else v) for k, v in r.items()}
-                for r in raw_rows]
+        rows, seed_rows = ([{k: (float("nan") if v is None and k in _FLOAT_COLUMNS else v) for k, v in r.items()}
+                            for r in raw] for raw in (raw_rows, data.get("seed_rows", [])))
         per_slot = {(d["solver"], _key(d["sweep_value"])): np.asarray(d["sum_rate"], dtype=np.float64)
                     for d in data.get("per_slot_sum_rate", [])}
-        return cls(rows=rows, config=data["config"], per_slot_sum_rate=per_slot)
+        return cls(rows=rows, config=data["config"], per_slot_sum_rate=per_slot, seed_rows=seed_rows)
 
     def plot(self, path: str | os.PathLike, metric: str | None = None) -> Path:
         """PNG of the result (see :func:`l2o_env.evaluation.plots.plot_result`).

@@ -78,9 +78,12 @@ class PointResult:
 
 
 def make_tasks(spec: EvalSpec, objects: Mapping[str, Any] | None = None) -> list[PointTask]:
-    """One task per sweep point; user objects (solvers without a registry name) ride along."""
+    """One task per sweep point and seed, seed after seed (``spec.seed_values``): the tasks of seed ``s`` are
+    those of the one-seed spec ``spec.for_seed(s)`` (its ``task.spec``), so each seed is exactly the
+    evaluation ``evaluate(..., seed=s)`` runs. User objects (solvers without a registry name) ride along."""
     users = {s.label: objects[s.label] for s in spec.solvers if s.name is None} if objects else {}
-    return [PointTask(spec, i, seed, users or None) for i, seed in enumerate(spec.point_seeds())]
+    specs = [spec] if spec.seeds == 1 else [spec.for_seed(s) for s in spec.seed_values]
+    return [PointTask(one, i, seed, users or None) for one in specs for i, seed in enumerate(one.point_seeds())]
 
 
 class _Accum:

@@ -88,22 +88,27 @@ class SolverSpec:
     reference: bool = False
     cls: str = ""  # "module.Class" of the solver, for the record
     genie: bool = False
+    #: ``kwargs["seed"]`` is the evaluation seed, filled in by the harness (a randomised solver the user did not
+    #: seed): each seed of a several-seed run gives it its own (:meth:`EvalSpec.for_seed`)
+    seeded: bool = False
 
     def to_dict(self) -> dict:
         return {"label": self.label, "name": self.name, "kwargs": jsonable(dict(self.kwargs)), "class": self.cls,
-                "note": self.note, "reference": self.reference, "genie": self.genie}
+                "note": self.note, "reference": self.reference, "genie": self.genie, "seeded": self.seeded}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SolverSpec":
         return cls(label=d["label"], name=d.get("name"), kwargs=_untuple(d.get("kwargs") or {}),
                    note=d.get("note", ""), reference=bool(d.get("reference", False)), cls=d.get("class", ""),
-                   genie=bool(d.get("genie", False)))
+                   genie=bool(d.get("genie", False)), seeded=bool(d.get("seeded", False)))
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalSpec:
     """A fully resolved evaluation (see the module docstring). ``points()`` gives the env keywords of every
-    sweep point; :meth:`to_dict` / :meth:`from_dict` round-trip through JSON."""
+    sweep point; :meth:`to_dict` / :meth:`from_dict` round-trip through JSON. ``seeds`` (>= 1) whole
+    evaluations run with the seeds ``seed, seed + 1, ..., seed + seeds - 1`` (:attr:`seed_values`); each is
+    exactly the one-seed evaluation of its seed (:meth:`for_seed`)."""
 
     env_id: str
     env_kwargs: Mapping[str, Any]
@@ -119,6 +124,19 @@ class EvalSpec:
     sweep_knob: str | None = None
     sweep_values: tuple = (None,)
     env_extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # e.g. a raised max_episode_steps
+    seeds: int = 1
+
+    @property
+    def seed_values(self) -> tuple[int, ...]:
+        """The evaluation seeds: ``seed, seed + 1, ..., seed + seeds - 1``."""
+        return tuple(range(self.seed, self.seed + self.seeds))
+
+    def for_seed(self, seed: int) -> "EvalSpec":
+        """The one-seed spec of ``seed``: the same evaluation with ``seed`` (solvers the harness seeded with
+        the evaluation seed get ``seed`` too), what ``evaluate(..., seed=seed)`` builds."""
+        solvers = tuple(dataclasses.replace(s, kwargs={**s.kwargs, "seed": seed}) if s.seeded else s
+                        for s in self.solvers)
+        return dataclasses.replace(self, seed=seed, seeds=1, solvers=solvers)
 
     @property
     def reference(self) -> SolverSpec:
@@ -154,7 +172,8 @@ class EvalSpec:
                 "solvers": [s.to_dict() for s in self.solvers], "slots": self.slots, "seed": self.seed,
                 "episode_length": self.episode_length, "episodes": self.episodes, "max_batch": self.max_batch,
                 "mode": self.mode, "served_rate": self.served_rate, "sweep_knob": self.sweep_knob,
-                "sweep_values": jsonable(list(self.sweep_values)), "env_extra": jsonable(dict(self.env_extra))}
+                "sweep_values": jsonable(list(self.sweep_values)), "env_extra": jsonable(dict(self.env_extra)),
+                "seeds": self.seeds}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "EvalSpec":
@@ -163,7 +182,8 @@ class EvalSpec:
                    solvers=tuple(SolverSpec.from_dict(s) for s in d["solvers"]), slots=int(d["slots"]),
                    seed=int(d["seed"]), episode_length=int(d["episode_length"]), episodes=int(d["episodes"]),
                    max_batch=int(d["max_batch"]), mode=d["mode"], served_rate=float(d["served_rate"]),
-                   sweep_knob=d.get("sweep_knob"), sweep_values=values, env_extra=dict(d.get("env_extra") or {}))
+                   sweep_knob=d.get("sweep_knob"), sweep_values=values, env_extra=dict(d.get("env_extra") or {}),
+                   seeds=int(d.get("seeds", 1)))
 
 
 # --- solvers ---------------------------------------------------------------------------------------------
@@ -317,13 +337,14 @@ def _build_solvers(spec, solver_kwargs, *, seed: int, reference: str, env_id: st
     def build(label: str, name: str, kw: dict) -> SolverSpec:
         note = _pick_pretrained(label, name, kw, env_id, resolved)
         obj = make_solver(label, name, kw, facts)
-        if "seed" not in kw and _takes_seed(obj):
+        seeded = "seed" not in kw and _takes_seed(obj)
+        if seeded:
             # a randomised solver the user did not seed gets the evaluation seed: same seed, same table
             kw["seed"] = seed
             obj = make_solver(label, name, kw, facts)
         objects[label] = obj
         cls = type(obj)
-        return SolverSpec(label, name, kw, note=note, cls=f"{cls.__module__}.{cls.__qualname__}")
+        return SolverSpec(label, name, kw, note=note, cls=f"{cls.__module__}.{cls.__qualname__}", seeded=seeded)
 
     for label, s in _solver_items(spec):
         if isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], str) and isinstance(s[1], Mapping):
@@ -534,7 +555,8 @@ def build_spec(solvers, env_id: str, env_kwargs: Mapping[str, Any] | None = None
                seed: int = 0, sweep: Mapping[str, Iterable[Any]] | None = None, *,
                solver_kwargs: Mapping[str, Mapping[str, Any]] | None = None, reference: str | None = None,
                episode_length: int | None = None, max_batch: int | None = None, mode: str = "auto",
-               served_rate: float = metrics.SERVED_RATE) -> tuple[EvalSpec, dict[str, Any], list[float | None]]:
+               served_rate: float = metrics.SERVED_RATE, seeds: int = 1
+               ) -> tuple[EvalSpec, dict[str, Any], list[float | None]]:
     """Validate the arguments of :func:`l2o_env.evaluation.evaluate`; returns the spec, the built solver
     objects ``{label: solver}`` and the fading correlation rho of every sweep point (None without a speed)."""
     env_kwargs = dict(env_kwargs or {})
@@ -542,6 +564,7 @@ def build_spec(solvers, env_id: str, env_kwargs: Mapping[str, Any] | None = None
     problem = _problem_of(env_id)
     slots = _int("slots", slots)
     seed = _int("seed", seed, minimum=0)
+    seeds = _int("seeds", seeds)
     try:
         mode = choice("evaluate", "mode", mode, MODES)
         served_rate = real("evaluate", "served_rate", served_rate, at_least=0.0)
@@ -597,7 +620,8 @@ def build_spec(solvers, env_id: str, env_kwargs: Mapping[str, Any] | None = None
                                     resolved=base, reference=reference, genie=genie, facts=facts[0])
     spec = EvalSpec(env_id=env_id, env_kwargs=env_kwargs, problem=problem, solvers=tuple(specs), slots=slots,
                     seed=seed, episode_length=episode_length, episodes=episodes, max_batch=max_batch, mode=mode,
-                    served_rate=served_rate, sweep_knob=knob, sweep_values=tuple(values), env_extra=env_extra)
+                    served_rate=served_rate, sweep_knob=knob, sweep_values=tuple(values), env_extra=env_extra,
+                    seeds=seeds)
     return spec, objects, rhos
 
 

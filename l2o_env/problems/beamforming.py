@@ -62,6 +62,7 @@ BEAMFORMING_KEYS = ("channel", "tx_of_link", "weight", "noise", "pmax")
 _INF = np.float32(np.inf)
 #: the projection lands 1e-12 (relative) inside the budget, so no summation order finds it above
 _SHRINK = 1.0 - 2.0**-41
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 def as_complex(arr: Any) -> np.ndarray:
@@ -156,7 +157,8 @@ def check_precoder_action(action: Any, shape: tuple[int, ...], who: str) -> np.n
     if action.shape != shape:
         raise ValueError(f"{who}: action must have shape {shape} (links, Nt, streams, real/imag), got {action.shape}")
     v = action.astype(np.float64)
-    if not math.isfinite(v.sum()) and not np.isfinite(v).all():
+    # (min and max: NaN propagates, and neither overflows nor warns on inf + -inf as a sum does)
+    if not (math.isfinite(v.min()) and math.isfinite(v.max())) and not np.isfinite(v).all():
         bad = np.argwhere(~np.isfinite(v))
         raise ValueError(f"{who}: action contains NaN or inf at index {[tuple(int(i) for i in x) for x in bad[:10]]}; "
                          "precoders must be finite")
@@ -184,7 +186,11 @@ def project_precoders(action: np.ndarray, pmax: Any, tx_of_link: Any, tol: float
     tx = np.asarray(tx_of_link)
     tx = tx.astype(np.intp) if tx.dtype.kind != "i" else tx
     onehot = (tx[..., :, None] == np.arange(pmax.shape[-1])).astype(np.float64)
-    used = np.einsum("...k,...kt->...t", np.einsum("...kndc,...kndc->...k", action, action), onehot)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        used = np.einsum("...k,...kt->...t", np.einsum("...kndc,...kndc->...k", action, action), onehot)
+        ratio = pmax / used
+    if not (np.isfinite(used).all() and (ratio[used > pmax] >= _TINY).all()):
+        return _project_scaled(action, pmax, tx, onehot, tol)
     over = used > pmax
     counted = used > pmax * (1.0 + tol) if tol > 0.0 else over
     if over.any():
@@ -195,6 +201,39 @@ def project_precoders(action: np.ndarray, pmax: Any, tx_of_link: Any, tol: float
         per_link = np.take_along_axis(np.broadcast_to(factor, (*lead, factor.shape[-1])),
                                       np.broadcast_to(tx, (*lead, tx.shape[-1])), axis=-1)
         action *= per_link[..., None, None, None]
+    return action, np.count_nonzero(counted, axis=-1).astype(np.int64)
+
+
+def _project_scaled(action: np.ndarray, pmax: np.ndarray, tx: np.ndarray, onehot: np.ndarray,
+                    tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`project_precoders` for precoders whose power overflows float64 (entries beyond 1e154, where the
+    sum of squares is inf and inf x 0 in the transmitter sum is NaN) or whose ratio ``pmax / used`` is
+    subnormal: every transmitter's precoders are first divided by their largest entry ``m_t``, so the sums of
+    squares ``u_t = used_t / m_t^2`` are between 1 and the number of entries, and an over-budget transmitter
+    becomes ``(V / m_t) sqrt(pmax_t / u_t) (1 - 2^-41)``: the same precoders as the direct formula, without
+    an overflow or a subnormal on the way."""
+    lead = action.shape[:-4]
+    peak = np.abs(action).max(axis=(-3, -2, -1))  # (..., K)
+    tx_peak = np.where(onehot > 0, peak[..., :, None], 0.0).max(axis=-2)  # (..., T)
+    safe = np.where(tx_peak >= _TINY, tx_peak, 1.0)  # (a subnormal peak: its power is 0 in float64)
+
+    def per_link(x: np.ndarray) -> np.ndarray:  # (..., T) -> (..., K)
+        return np.take_along_axis(np.broadcast_to(x, (*lead, x.shape[-1])), np.broadcast_to(tx, (*lead, tx.shape[-1])),
+                                  axis=-1)
+
+    unit = action / per_link(safe)[..., None, None, None]
+    used = np.einsum("...k,...kt->...t", np.einsum("...kndc,...kndc->...k", unit, unit), onehot)  # in [0, n]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        budget = pmax / (safe * safe)  # pmax / m_t^2 (inf or 0 where m_t^2 leaves the range)
+
+        def above(limit: np.ndarray) -> np.ndarray:  # (a zero budget: over when the power is > 0 in float64,
+            return (used > limit) | ((pmax == 0) & (used * safe * safe > 0))  # as the direct formula decides)
+
+        over = above(budget)
+        counted = above(budget * (1.0 + tol)) if tol > 0.0 else over
+    factor = np.where(over, np.sqrt(pmax) / np.sqrt(np.where(over, used, 1.0)) * _SHRINK, 1.0)
+    scaled = unit * per_link(factor)[..., None, None, None]
+    action[...] = np.where(per_link(over)[..., None, None, None], scaled, action)
     return action, np.count_nonzero(counted, axis=-1).astype(np.int64)
 
 
@@ -286,7 +325,9 @@ class Beamforming(Problem):
         shape = self.action_shape(obs)
         v = self._action_copy(action, shape, who, "(B, K, Nt, d, 2)")
         bad = None
-        if not math.isfinite(v.sum()):
+        with np.errstate(over="ignore", invalid="ignore"):  # (NaN/inf entries are the point of this test)
+            total = v.sum()
+        if not math.isfinite(total) and not np.isfinite(v).all():
             bad = ~np.isfinite(v)
             v[bad] = 0.0
         v, changed = project_precoders(v, obs["pmax"], _tx_map(obs["tx_of_link"]), tol)
