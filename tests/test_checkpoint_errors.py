@@ -251,3 +251,22 @@ def test_garbage_result_files(result_file, tmp_path):
     other.write_text('{"format": "something/1"}\n')
     _load_result_fails(other, re.escape(f"is not an l2o_env evaluation result (format {RESULT_FORMAT!r} expected, "
                                         f"got 'something/1')"))
+
+
+@pytest.mark.parametrize("damage", ["rows", "config", "row_type", "per_slot"])
+def test_damaged_result_files_name_the_damage(result_file, damage, tmp_path):
+    import json
+
+    data = json.loads(result_file.read_text())
+    if damage in ("rows", "config"):
+        del data[damage]
+        match = f"is damaged: missing key '{damage}'"
+    elif damage == "row_type":
+        data["rows"] = [1, 2]
+        match = "is damaged: "
+    else:
+        data["per_slot_sum_rate"] = [{"solver": "wmmse"}]
+        match = "is damaged: missing key 'sweep_value'"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    _load_result_fails(bad, re.escape(match))

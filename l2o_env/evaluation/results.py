@@ -229,15 +229,22 @@ class EvaluationResult:
         if not isinstance(data, dict) or data.get("format") not in (FORMAT, *_OLD_FORMATS):
             raise ValueError(f"EvaluationResult.load: {path} is not an l2o_env evaluation result "
                              f"(format {FORMAT!r} expected, got {data.get('format') if isinstance(data, dict) else None!r})")
-        raw_rows = data["rows"]
-        if data["format"] in _OLD_FORMATS:
-            raw_rows = [_upgrade_row(r) for r in raw_rows]
-            data["config"].setdefault("reference", "wmmse")
-        rows, seed_rows = ([{k: (float("nan") if v is None and k in _FLOAT_COLUMNS else v) for k, v in r.items()}
-                            for r in raw] for raw in (raw_rows, data.get("seed_rows", [])))
-        per_slot = {(d["solver"], _key(d["sweep_value"])): np.asarray(d["sum_rate"], dtype=np.float64)
-                    for d in data.get("per_slot_sum_rate", [])}
-        return cls(rows=rows, config=data["config"], per_slot_sum_rate=per_slot, seed_rows=seed_rows)
+        try:
+            raw_rows = data["rows"]
+            if data["format"] in _OLD_FORMATS:
+                raw_rows = [_upgrade_row(r) for r in raw_rows]
+                data["config"].setdefault("reference", "wmmse")
+            rows, seed_rows = ([{k: (float("nan") if v is None and k in _FLOAT_COLUMNS else v) for k, v in r.items()}
+                                for r in raw] for raw in (raw_rows, data.get("seed_rows", [])))
+            per_slot = {(d["solver"], _key(d["sweep_value"])): np.asarray(d["sum_rate"], dtype=np.float64)
+                        for d in data.get("per_slot_sum_rate", [])}
+            config = data["config"]
+            if not isinstance(config, dict):
+                raise TypeError(f"'config' is a {type(config).__name__}, not an object")
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a hand-edited or damaged file
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"EvaluationResult.load: {path} is damaged: {what}") from None
+        return cls(rows=rows, config=config, per_slot_sum_rate=per_slot, seed_rows=seed_rows)
 
     def plot(self, path: str | os.PathLike, metric: str | None = None) -> Path:
         """PNG of the result (see :func:`l2o_env.evaluation.plots.plot_result`).
