@@ -101,15 +101,14 @@ def interference_prices(gain, power, noise, weight=None) -> np.ndarray:
     weight = np.ones(power.shape) if weight is None else np.asarray(weight, dtype=np.float64)
     received = gain * power[..., None, :]  # received[j, i] = g_ji p_i
     signal = np.diagonal(received, axis1=-2, axis2=-1).copy()
-    cross = received.copy()
+    cross = received
     idx = np.arange(k)
     cross[..., idx, idx] = 0.0
     interference = cross.sum(axis=-1)
     # without[j, i]: j's noise plus interference once transmitter i is silent (total minus g_ji p_i,
     # clamped at 0: the difference can round below 0 when i is j's only interferer)
     without = noise[..., :, None] + np.maximum(interference[..., :, None] - cross, 0.0)
-    with_all = (noise + interference)[..., :, None]
-    gain_rate = (np.log1p(signal[..., :, None] / without) - np.log1p(signal[..., :, None] / with_all)) / _LN2
+    gain_rate = np.log1p(signal[..., :, None] / without) / _LN2 - link_rates(gain, power, noise)[..., :, None]
     gain_rate[..., idx, idx] = 0.0
     return (weight[..., :, None] * gain_rate).sum(axis=-2)
 

@@ -79,21 +79,13 @@ class SB3VecEnv(VecEnv):
         self.venv_native = vec.unwrapped
         self.flatten = bool(flatten)
         self.problem_name = self.venv_native.problem_name
-        single_obs, single_act = self.venv_native.single_observation_space, self.venv_native.single_action_space
-        if self.flatten:
-            if self.problem_name == "power":
-                k = single_obs["gain"].shape[-1]
-                obs_space = gym.spaces.Box(-LOG_CLIP, LOG_CLIP, (k * k + k,), np.float32)
-            elif self.problem_name == "beamforming":
-                k, t, nr, nt, _ = single_obs["channel"].shape
-                obs_space = gym.spaces.Box(-LOG_CLIP, LOG_CLIP, (3 * k * t * nr * nt + k,), np.float32)
-            else:  # pragma: no cover - a new family needs its transform here
-                raise ValueError(f"SB3VecEnv: no flat transform for problem family {self.problem_name!r}; pass flatten=False")
-            act_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(single_act.shape)),), np.float32)
-        else:
-            obs_space, act_space = single_obs, single_act
+        try:
+            num_agents, obs_space, act_space = self._spaces()
+        except ValueError:
+            self.venv_native.close()
+            raise
         self.render_mode = self.venv_native.render_mode
-        super().__init__(self.venv_native.num_envs, obs_space, act_space)
+        super().__init__(num_agents, obs_space, act_space)
         self._count_key = self.venv_native.count_key
         self._actions: np.ndarray | None = None
         self._last_obs: dict[str, np.ndarray] | None = None
@@ -104,6 +96,26 @@ class SB3VecEnv(VecEnv):
 
         self._time = time.perf_counter
         self._t0 = self._time()
+
+    def _spaces(self) -> tuple[int, gym.Space, gym.Space]:
+        """SB3's number of envs and its observation and action spaces, from the native env."""
+        single_obs, single_act = self.venv_native.single_observation_space, self.venv_native.single_action_space
+        if not self.flatten:
+            return self.venv_native.num_envs, single_obs, single_act
+        if self.problem_name == "power":
+            k = single_obs["gain"].shape[-1]
+            obs_space = gym.spaces.Box(-LOG_CLIP, LOG_CLIP, (k * k + k,), np.float32)
+        elif self.problem_name == "beamforming":
+            k, t, nr, nt, _ = single_obs["channel"].shape
+            obs_space = gym.spaces.Box(-LOG_CLIP, LOG_CLIP, (3 * k * t * nr * nt + k,), np.float32)
+        else:  # pragma: no cover - a new family needs its transform here
+            raise ValueError(f"SB3VecEnv: no flat transform for problem family {self.problem_name!r}; pass flatten=False")
+        act_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(single_act.shape)),), np.float32)
+        return self.venv_native.num_envs, obs_space, act_space
+
+    def _remember(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        """Keep what the next actions answer: the observation (its budgets map the actions)."""
+        self._last_obs = obs
 
     # --- transforms (batched) ----------------------------------------------------------------------
     def _transform_obs(self, obs: dict[str, np.ndarray]) -> Any:
@@ -119,8 +131,7 @@ class SB3VecEnv(VecEnv):
     def reset(self):
         seed, self._next_seed = self._next_seed, None
         obs, info = self.venv_native.reset(seed=seed)
-        # the true gains of the slot the next actions answer (what SB3PerLinkVecEnv's rewards price)
-        self._last_obs, self._last_gain = obs, info.get("true_gain")
+        self._remember(obs, info)
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
         self.reset_infos = [{} for _ in range(self.num_envs)]
@@ -140,7 +151,7 @@ class SB3VecEnv(VecEnv):
         if self._last_obs is None:
             raise ValueError("SB3VecEnv.step: call reset() first")
         obs, rewards, terminated, truncated, info = self.venv_native.step(self._transform_actions(self._actions))
-        self._last_obs = obs
+        self._remember(obs, info)
         dones = np.logical_or(terminated, truncated)
         self._ep_return += rewards
         self._ep_length += 1
@@ -230,34 +241,23 @@ class SB3PerLinkVecEnv(SB3VecEnv):
                              f"got {reward!r}")
         if isinstance(neighbors, bool) or not isinstance(neighbors, (int, np.integer)) or neighbors < 0:
             raise ValueError(f"SB3PerLinkVecEnv: neighbors must be an integer >= 0, got {neighbors!r}")
-        self.env_id = env_id
-        vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
-        self.venv_native = vec.unwrapped
-        self.problem_name = self.venv_native.problem_name
-        if self.problem_name != "power":
-            self.venv_native.close()
-            raise ValueError(f"SB3PerLinkVecEnv: the per-link formulation is for power control (one power per "
-                             f"link); {env_id} is a {self.problem_name!r} env: use the centralized SB3VecEnv")
-        self.flatten = True
         self.neighbors = int(neighbors)
         self.reward = reward
+        self._last_gain: np.ndarray | None = None
+        super().__init__(env_id, num_envs=num_envs, seed=seed, flatten=True, **env_kwargs)
+
+    def _spaces(self) -> tuple[int, gym.Space, gym.Space]:
+        if self.problem_name != "power":
+            raise ValueError(f"SB3PerLinkVecEnv: the per-link formulation is for power control (one power per "
+                             f"link); {self.env_id} is a {self.problem_name!r} env: use the centralized SB3VecEnv")
         self.num_networks = self.venv_native.num_envs
         self.num_links = int(self.venv_native.single_observation_space["gain"].shape[-1])
         obs_space = gym.spaces.Box(-PER_LINK_CLIP, PER_LINK_CLIP, (per_link_size(self.neighbors),), np.float32)
-        act_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-        self.render_mode = self.venv_native.render_mode
-        VecEnv.__init__(self, self.num_networks * self.num_links, obs_space, act_space)
-        self._count_key = self.venv_native.count_key
-        self._actions = None
-        self._last_obs = None
-        self._last_gain = None
-        self._next_seed = seed
-        self._ep_return = np.zeros(self.num_envs)
-        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
-        import time
+        return self.num_networks * self.num_links, obs_space, gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 
-        self._time = time.perf_counter
-        self._t0 = self._time()
+    def _remember(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        """Also keep the true gains of the slot the next actions answer: the rewards price them."""
+        self._last_obs, self._last_gain = obs, info["true_gain"]
 
     def _transform_obs(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         x = per_link_observation(obs, self.neighbors)
@@ -281,7 +281,7 @@ class SB3PerLinkVecEnv(SB3VecEnv):
         else:
             rewards = np.repeat(np.asarray(wsr, dtype=np.float64)[:, None] / k, k, axis=1)
         rewards = rewards.reshape(-1)
-        self._last_obs, self._last_gain = obs, info["true_gain"]
+        self._remember(obs, info)
         net_done = np.logical_or(terminated, truncated)
         dones = np.repeat(net_done, k)
         self._ep_return += rewards
